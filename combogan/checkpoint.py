@@ -1,0 +1,163 @@
+"""Checkpoints: one folder per save under RUN/checkpoints/, one file per domain for its nets
+and one for its optimizer state + pool, a trainer-state file, and index.json written last.
+
+Every file is written atomically, so a kill at any instant leaves the previous checkpoint
+whole. A domain that did not train since the last save (a frozen domain during add-domain)
+is not rewritten: the index points at its existing files, which stay byte-identical.
+Loading uses torch.load(weights_only=True): a file that needs arbitrary pickle is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import atomic
+from .config import ModelConfig
+from .errors import UserError
+
+FORMAT_VERSION = 1
+CKPT_DIR = "checkpoints"
+
+
+def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load restricted to tensors and plain containers; clear errors for anything else."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint file missing: {path}") from None
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():
+            raise UserError(f"refusing to load {path}: it needs arbitrary code (pickle) to load; only tensor checkpoints are accepted") from None
+        raise UserError(f"checkpoint file {path} is damaged ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"checkpoint file {path} is damaged or unreadable ({str(exc).splitlines()[0][:120]})") from None
+
+
+@dataclass
+class CheckpointIndex:
+    path: Path  # the checkpoint folder
+    step: int
+    domains: dict[str, dict[str, str]]  # name -> {"nets": relpath, "state": relpath} (relative to the run)
+    trainer: str
+
+    def file(self, run: Path, name: str, kind: str) -> Path:
+        return run / self.domains[name][kind]
+
+
+def _step_dir(run: Path, step: int) -> Path:
+    return run / CKPT_DIR / f"step_{step:09d}"
+
+
+def save(run: Path, registry, step: int, trainer_state: dict[str, Any], previous: CheckpointIndex | None, changed: list[str] | None = None) -> CheckpointIndex:
+    """Write a checkpoint for `step`. Domains not in `changed` (default: all trainable ones)
+    keep pointing at their files in `previous`."""
+    folder = _step_dir(run, step)
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = registry.trainable if changed is None else changed
+    arch = dataclasses.asdict(registry.arch)
+    entries: dict[str, dict[str, str]] = {}
+    for name in registry.names:
+        if previous is not None and name not in changed and name in previous.domains:
+            entries[name] = dict(previous.domains[name])
+            continue
+        nets, state = folder / f"{name}.nets.pt", folder / f"{name}.state.pt"
+        atomic.save_torch(nets, {"format": "combogan-nets", "version": FORMAT_VERSION, "domain": name, "arch": arch, "state_dict": registry.nets_state(name)})
+        atomic.save_torch(state, {"format": "combogan-state", "version": FORMAT_VERSION, "domain": name, **registry.train_state(name)})
+        entries[name] = {"nets": str(nets.relative_to(run)), "state": str(state.relative_to(run))}
+    atomic.save_torch(folder / "trainer.pt", {"format": "combogan-trainer", "version": FORMAT_VERSION, "step": step, **trainer_state})
+    index = {"format": "combogan-checkpoint", "version": FORMAT_VERSION, "step": step, "arch": arch, "domains": entries, "trainer": str((folder / "trainer.pt").relative_to(run))}
+    atomic.write_json(folder / "index.json", index)  # last: its presence marks the checkpoint complete
+    return CheckpointIndex(folder, step, entries, index["trainer"])
+
+
+def read_index(run: Path, folder: Path) -> CheckpointIndex:
+    path = folder / "index.json"
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format") != "combogan-checkpoint":
+            raise ValueError("not a combogan checkpoint index")
+        if data.get("version", 0) > FORMAT_VERSION:
+            raise UserError(f"{path} was written by a newer combogan (format {data['version']}); upgrade to load it")
+        index = CheckpointIndex(folder, int(data["step"]), {k: dict(v) for k, v in data["domains"].items()}, str(data["trainer"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"checkpoint index {path} is missing or damaged") from None
+    for name, files in index.domains.items():
+        for kind in ("nets", "state"):
+            if not (run / files[kind]).is_file():
+                raise UserError(f"checkpoint {folder.name} is incomplete: {files[kind]} is missing")
+    if not (run / index.trainer).is_file():
+        raise UserError(f"checkpoint {folder.name} is incomplete: {index.trainer} is missing")
+    return index
+
+
+def list_checkpoints(run: Path) -> list[Path]:
+    root = run / CKPT_DIR
+    return sorted(root.glob("step_*")) if root.is_dir() else []
+
+
+def latest(run: Path, verify: bool = True, warn=None) -> CheckpointIndex | None:
+    """The newest complete checkpoint; damaged newer ones are reported (via `warn`) and skipped."""
+    for folder in reversed(list_checkpoints(run)):
+        try:
+            index = read_index(run, folder)
+            if verify:  # every file must load, not just exist
+                for name in index.domains:
+                    for kind in ("nets", "state"):
+                        safe_load(index.file(run, name, kind))
+                safe_load(run / index.trainer)
+            return index
+        except UserError as exc:
+            (warn or (lambda m: print(f"warning: {m}", file=sys.stderr)))(f"skipping checkpoint {folder.name}: {exc}")
+    return None
+
+
+def prune(run: Path, keep: int) -> None:
+    """Delete all but the newest `keep` complete checkpoints, sparing folders they still reference."""
+    folders = list_checkpoints(run)
+    kept, referenced = [], set()
+    for folder in reversed(folders):
+        if len(kept) == keep:
+            break
+        try:
+            index = read_index(run, folder)
+        except UserError:
+            continue
+        kept.append(folder)
+        referenced |= {(run / f).parent for files in index.domains.values() for f in files.values()}
+    if len(kept) < keep:
+        return
+    for folder in folders:
+        if folder not in kept and folder not in referenced and folder < kept[-1]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_arch(run: Path, index: CheckpointIndex) -> ModelConfig:
+    data = json.loads((index.path / "index.json").read_text())
+    try:
+        return ModelConfig(**data["arch"])
+    except TypeError:
+        raise UserError(f"checkpoint {index.path.name} has an architecture this version does not understand") from None
+
+
+def load_into(run: Path, index: CheckpointIndex, registry, with_state: bool) -> dict[str, Any]:
+    """Fill `registry` (which already has the domains) from the checkpoint; return trainer state."""
+    for name in registry.names:
+        nets = safe_load(index.file(run, name, "nets"))
+        if not isinstance(nets, dict) or nets.get("format") != "combogan-nets":
+            raise UserError(f"{index.file(run, name, 'nets')} is not a combogan weights file")
+        registry.load_nets_state(name, nets["state_dict"])
+        if with_state:
+            registry.load_train_state(name, safe_load(index.file(run, name, "state")))
+    trainer = safe_load(run / index.trainer)
+    if not isinstance(trainer, dict) or trainer.get("format") != "combogan-trainer":
+        raise UserError(f"{run / index.trainer} is not a combogan trainer-state file")
+    return trainer

@@ -1,0 +1,164 @@
+"""The `combogan` command: parse, call the library, print. Errors are one `error: …` line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import config as config_mod
+from .errors import UserError
+
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+def _config_options(f):
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set model.ngf=32 (repeatable).")(f)
+    f = click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file (see configs/).")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="combogan")
+def cli() -> None:
+    """ComboGAN: unpaired image-to-image translation across many domains.
+
+    \b
+    combogan data synth alps_seasons data/alps     make the synthetic seasons dataset
+    combogan train --domains data/alps             train (writes runs/alps)
+    combogan translate --from summer --to winter photo.jpg --out out/
+    combogan info runs/alps
+    """
+
+
+@cli.command()
+@click.option("--domains", "domains_dir", required=True, type=click.Path(), help="Dataset folder: one subfolder per domain (or train/<domain>/, …).")
+@_config_options
+@click.option("--run", "run", type=click.Path(), help="Run directory [default: runs/<dataset folder name>].")
+@click.option("--max-iters", type=int, help="Stop at this iteration (the lr schedule still follows the full length).")
+@click.option("--device", default="auto", type=DEVICE, show_default=True)
+@click.option("--seed", type=int, help="Shortcut for --set train.seed=N.")
+@click.option("--resume", is_flag=True, help="Continue the run from its latest complete checkpoint.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; only the final summary.")
+def train(domains_dir, config_file, overrides, run, max_iters, device, seed, resume, quiet) -> None:
+    """Train a ComboGAN run on every domain of a dataset folder."""
+    from .trainer import train as train_run
+
+    overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
+    cfg = config_mod.load(config_file, overrides)
+    result = train_run(domains_dir, cfg, run=run, device=device, max_iters=max_iters, resume=resume, quiet=quiet)
+    if result.interrupted:
+        click.echo(f"stopped at step {result.step}; checkpoint saved in {result.run}. Resume with: "
+                   f"combogan train --domains {domains_dir} --run {result.run} --resume", err=True)
+    else:
+        click.echo(f"trained to step {result.step}/{result.total_iters}; run saved in {result.run}")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
+@click.option("--from", "source", required=True, help="Domain of the inputs.")
+@click.option("--to", "targets", required=True, multiple=True, help="Target domain (repeatable), or 'all'.")
+@click.option("--out", required=True, type=click.Path(), help="Output folder (one subfolder per target when several).")
+@click.option("--grid", type=click.Path(dir_okay=False), help="Also save a PNG grid: input | each target.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="auto", type=DEVICE, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Allow writing into a folder that holds the inputs.")
+@click.option("-q", "--quiet", is_flag=True)
+def translate(inputs, run, source, targets, out, grid, batch_size, device, overwrite, quiet) -> None:
+    """Translate images (files, folders or globs) from one domain to others."""
+    from .translate import Translator
+
+    translator = Translator(run, device=device, announce=not quiet)
+    report = translator.translate_files(list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None, overwrite, progress=not quiet)
+    click.echo(f"translated {report.written} image(s) from {source} -> {out}" + (f"; grid: {report.grid}" if report.grid else ""))
+    if report.skipped:
+        click.echo(f"skipped {len(report.skipped)} unreadable file(s)", err=True)
+
+
+@cli.command()
+@click.argument("run", required=False, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the info as JSON.")
+def info(run, as_json) -> None:
+    """Show a run: domains, step/epoch, parameter counts, config."""
+    from .inspect import run_info
+
+    data = run_info(run)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"run: {data['run']}")
+    click.echo(f"step: {data['step']} / {data.get('total_iters', '?')}  (epoch {data['epoch']})")
+    click.echo(f"dataset: {data.get('dataset', '?')}  [{data.get('layout', '?')}]")
+    click.echo("domains:")
+    for d in data["domains"]:
+        p = d["parameters"]
+        added = f", added by {d['added_by']}" + (f" at step {d['added_at_step']}" if "added_at_step" in d else "")
+        click.echo(f"  {d['name']:<16} images {d['images']}  encoder {p['encoder']:,}  decoder {p['decoder']:,}  discriminator {p['discriminator']:,}{added}")
+    click.echo(f"latest checkpoint: {data.get('latest')}")
+    click.echo("config:")
+    for section, values in data["config"].items():
+        click.echo(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+@cli.group()
+def data() -> None:
+    """Datasets: make the synthetic one."""
+
+
+@data.command("synth")
+@click.argument("dataset")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--size", default=128, show_default=True, type=click.IntRange(min=16), help="Image side in pixels.")
+@click.option("--train", "n_train", default=200, show_default=True, type=click.IntRange(min=1), help="Training images per domain.")
+@click.option("--test", "n_test", default=20, show_default=True, type=click.IntRange(min=0), help="Test scenes (each rendered in every domain).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("-q", "--quiet", is_flag=True)
+def data_synth(dataset, out, size, n_train, n_test, seed, quiet) -> None:
+    """Generate a synthetic dataset with ground truth (alps_seasons)."""
+    from tqdm import tqdm
+
+    from .domains import synthesizer
+
+    synth = synthesizer(dataset)
+    total = (n_train + n_test) * 4
+    with tqdm(total=total, desc=f"synth {dataset}", unit="img", disable=quiet, file=sys.stderr) as bar:
+        summary = synth(out, size=size, train=n_train, test=n_test, seed=seed, progress=bar.update)
+    click.echo(f"wrote {summary['images']} images of {', '.join(summary['domains'])} to {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every failure becomes one line on stderr and an exit code (2 usage, 1 other)."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    try:
+        cli.main(args=argv, prog_name="combogan", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()} (see 'combogan {exc.ctx.command_path.split(' ', 1)[1] + ' ' if exc.ctx and ' ' in exc.ctx.command_path else ''}--help')", err=True)
+        return 2
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug, not a user error: still one line unless asked for more
+        if os.environ.get("COMBOGAN_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"error: internal error: {type(exc).__name__}: {first} (set COMBOGAN_DEBUG=1 for the traceback)", err=True)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Configuration: typed dataclasses, loaded from YAML, overridden by `--set a.b=c`.
+
+The config describes *what to train*; it is never mutated as training progresses (the step,
+learning rate and RNG live in the trainer state), so resuming re-derives every schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError, UserError
+
+
+@dataclass
+class ModelConfig:
+    """Architecture. Stored with every checkpoint and re-applied on load."""
+
+    ngf: int = 64  # generator width (c7s1-ngf)
+    ndf: int = 64  # discriminator width (C64 for ndf=64)
+    n_blocks: int = 9  # residual blocks, split floor(n/2) encoder / rest decoder
+    n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
+    norm: str = "instance"  # instance | batch
+    dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
+
+
+@dataclass
+class LossConfig:
+    gan_mode: str = "lsgan"  # lsgan | vanilla
+    lambda_cycle: float = 10.0
+    # Identity (autoencoding) weight, relative to lambda_cycle as in CycleGAN: 0.5 means 5.0.
+    lambda_identity: float = 0.0
+    # Latent cycle ||enc_B(dec_B(z_A)) - z_A||_1 weight.
+    lambda_latent: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    load_size: int = 286  # shorter side is resized to this
+    crop_size: int = 256  # then randomly cropped to a square of this size
+    flip: bool = True
+    batch_size: int = 1
+    num_workers: int = 2
+    cache: bool = False  # keep decoded, resized uint8 images in RAM (small datasets)
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs_per_domain: int = 100  # schedule = epochs_per_domain x N epochs ...
+    epochs: int = 0  # ... unless this total is set (> 0)
+    decay_fraction: float = 0.5  # last fraction of the schedule decays lr linearly to 0
+    pool_size: int = 50
+    seed: int = 0
+    checkpoint_every: int = 1000  # iterations
+    keep_checkpoints: int = 3
+    sample_every: int = 500  # iterations between image grids (PNG + TensorBoard)
+    log_every: int = 50  # iterations between scalar logs
+    max_bad_steps: int = 20  # consecutive non-finite steps before giving up
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def all_keys(cfg: Config | None = None) -> list[str]:
+    """Every dotted key, e.g. 'model.ngf'."""
+    cfg = cfg or Config()
+    return [f"{s.name}.{f.name}" for s in dataclasses.fields(cfg) for f in dataclasses.fields(getattr(cfg, s.name))]
+
+
+def describe_keys() -> list[tuple[str, str, Any]]:
+    """(key, type name, default) for documentation and `combogan info --keys`."""
+    cfg = Config()
+    out = []
+    for s in dataclasses.fields(cfg):
+        section = getattr(cfg, s.name)
+        hints = typing.get_type_hints(type(section))
+        for f in dataclasses.fields(section):
+            out.append((f"{s.name}.{f.name}", hints[f.name].__name__, getattr(section, f.name)))
+    return out
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _coerce(key: str, value: Any, typ: type) -> Any:
+    if isinstance(typ, types.UnionType):  # pragma: no cover - no optional fields today
+        typ = typing.get_args(typ)[0]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise UsageError(f"config key '{key}' expects true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"config key '{key}' expects an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"config key '{key}' expects a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise UsageError(f"config key '{key}' expects a string, got {value!r}")
+        return value
+    raise AssertionError(f"unsupported config type {typ}")  # pragma: no cover
+
+
+def apply(cfg: Config, updates: dict[str, Any], source: str = "config") -> Config:
+    """Return a copy of cfg with nested updates ({'model': {'ngf': 16}}) applied and checked."""
+    cfg = dataclasses.replace(cfg, **{s.name: dataclasses.replace(getattr(cfg, s.name)) for s in dataclasses.fields(cfg)})
+    if not isinstance(updates, dict):
+        raise UserError(f"{source}: expected a mapping of sections (model, loss, data, train)")
+    sections = [s.name for s in dataclasses.fields(cfg)]
+    for sname, values in updates.items():
+        if sname not in sections:
+            raise UsageError(f"{source}: unknown section '{sname}'{_suggest(str(sname), sections)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise UsageError(f"{source}: section '{sname}' must be a mapping")
+        section = getattr(cfg, sname)
+        hints = typing.get_type_hints(type(section))
+        for key, value in values.items():
+            dotted = f"{sname}.{key}"
+            if key not in hints:
+                raise UsageError(f"{source}: unknown key '{dotted}'{_suggest(dotted, all_keys(cfg))}")
+            setattr(section, key, _coerce(dotted, value, hints[key]))
+    validate(cfg)
+    return cfg
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Turn ['model.ngf=16', 'data.flip=false'] into a nested dict; values parsed as YAML scalars."""
+    nested: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if key.count(".") != 1:
+            raise UsageError(f"--set key must look like section.name, got '{key}'{_suggest(key, all_keys())}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        section, name = key.split(".")
+        nested.setdefault(section, {})[name] = value
+    return nested
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"config file {path} is not valid YAML{where}") from None
+    return data or {}
+
+
+def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- YAML file <- --set overrides."""
+    cfg = Config()
+    if path is not None:
+        cfg = apply(cfg, load_yaml(path), source=str(path))
+    if overrides:
+        cfg = apply(cfg, parse_set(overrides), source="--set")
+    return cfg
+
+
+def from_dict(data: dict[str, Any], source: str) -> Config:
+    return apply(Config(), data, source=source)
+
+
+def validate(cfg: Config) -> None:
+    m, d, t, lo = cfg.model, cfg.data, cfg.train, cfg.loss
+    checks = [
+        (m.ngf >= 1 and m.ndf >= 1, "model.ngf and model.ndf must be >= 1"),
+        (m.n_blocks >= 0, "model.n_blocks must be >= 0"),
+        (m.n_layers_d >= 1, "model.n_layers_d must be >= 1"),
+        (m.norm in ("instance", "batch"), f"model.norm must be 'instance' or 'batch', got '{m.norm}'"),
+        (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
+        (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
+        (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_latent) >= 0, "loss weights must be >= 0"),
+        (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
+        (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
+        (d.crop_size % 4 == 0, f"data.crop_size must be a multiple of 4, got {d.crop_size}"),
+        (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
+        (d.num_workers >= 0, "data.num_workers must be >= 0"),
+        (t.lr > 0, "train.lr must be > 0"),
+        (0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1/beta2 must be in [0, 1)"),
+        (t.epochs_per_domain >= 1 or t.epochs >= 1, "train.epochs_per_domain or train.epochs must be >= 1"),
+        (t.epochs >= 0, "train.epochs must be >= 0 (0 means epochs_per_domain x N)"),
+        (0.0 <= t.decay_fraction <= 1.0, "train.decay_fraction must be in [0, 1]"),
+        (t.pool_size >= 0, "train.pool_size must be >= 0"),
+        (t.checkpoint_every >= 1 and t.sample_every >= 1 and t.log_every >= 1, "train.*_every must be >= 1"),
+        (t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1"),
+        (t.max_bad_steps >= 1, "train.max_bad_steps must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+
+
+def save(cfg: Config, path: Path) -> None:
+    from .atomic import write_text
+
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

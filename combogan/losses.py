@@ -1,0 +1,27 @@
+"""Loss terms as pure functions: each returns (loss tensor, {name: detached value})."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:
+    """LSGAN: mean (D(x) - t)^2; vanilla: BCE-with-logits. Targets are 1 (real) and 0 (fake)."""
+    # Computed in fp32 even under autocast: squared errors of bf16 logits lose too much.
+    prediction = prediction.float()
+    target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
+    if mode == "lsgan":
+        return F.mse_loss(prediction, target)
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(prediction, target)
+    raise ValueError(f"unknown gan mode '{mode}'")
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(a.float(), b.float())
+
+
+def discriminator_loss(pred_real: torch.Tensor, pred_fake: torch.Tensor, mode: str) -> torch.Tensor:
+    """0.5 * (loss on real + loss on pooled fake), halving D's rate relative to G as in the paper."""
+    return 0.5 * (gan_loss(pred_real, True, mode) + gan_loss(pred_fake, False, mode))

@@ -1,0 +1,165 @@
+"""The domain registry: domain name -> encoder, decoder, discriminator, optimizers, image pool.
+
+Training, translation, checkpoints and add-domain all go through it. Networks sit in an
+nn.ModuleDict keyed by name, so a state_dict is keyed by name too and never by position.
+Each domain has its own Adam for its generator half and one for its discriminator: Adam is
+per-parameter, so this equals one big Adam, but it lets a step touch only the two sampled
+domains, lets add-domain leave frozen domains' state untouched, and saves per domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .config import ModelConfig, TrainConfig
+from .errors import UserError
+from .networks import DomainNets, count_parameters
+from .pool import ImagePool
+
+
+@dataclass
+class Domain:
+    """A view of one registry entry."""
+
+    name: str
+    nets: DomainNets
+    gen_opt: torch.optim.Optimizer | None
+    dis_opt: torch.optim.Optimizer | None
+    pool: ImagePool
+    frozen: bool
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.nets.encoder
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.nets.decoder
+
+    @property
+    def discriminator(self) -> nn.Module:
+        return self.nets.discriminator
+
+
+def _stable_seed(seed: int, name: str) -> int:
+    # Python's hash() is salted per process; derive per-domain seeds from a digest of the name.
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:7], "little")
+
+
+class DomainRegistry(nn.Module):
+    def __init__(self, arch: ModelConfig, train: TrainConfig | None = None, device: torch.device | str = "cpu"):
+        super().__init__()
+        self.arch = arch
+        self.train_cfg = train or TrainConfig()
+        self.device = torch.device(device)
+        self.nets = nn.ModuleDict()
+        self._gen_opt: dict[str, torch.optim.Optimizer] = {}
+        self._dis_opt: dict[str, torch.optim.Optimizer] = {}
+        self._pools: dict[str, ImagePool] = {}
+        self._frozen: set[str] = set()
+
+    # --- membership -----------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.nets.keys())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nets
+
+    def __len__(self) -> int:
+        return len(self.nets)
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.nets.keys())
+
+    def __getitem__(self, name: str) -> Domain:
+        if name not in self.nets:
+            raise UserError(f"unknown domain '{name}'; this run has: {', '.join(self.names)}")
+        return Domain(name, self.nets[name], self._gen_opt.get(name), self._dis_opt.get(name), self._pools[name], name in self._frozen)
+
+    def add(self, name: str, seed: int | None = None, with_optimizers: bool = True) -> Domain:
+        """Create a fresh domain (N(0, 0.02) init from a per-domain seed) with its own Adams."""
+        if name in self.nets:
+            raise UserError(f"domain '{name}' already exists in this run")
+        if not name or "/" in name or name.startswith("."):
+            raise UserError(f"invalid domain name '{name}'")
+        seed = self.train_cfg.seed if seed is None else seed
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_stable_seed(seed, name))
+            nets = DomainNets(self.arch)
+        self.nets[name] = nets.to(self.device)
+        self._pools[name] = ImagePool(self.train_cfg.pool_size, seed=_stable_seed(seed + 1, name))
+        if with_optimizers:
+            self._make_optimizers(name)
+        return self[name]
+
+    def _make_optimizers(self, name: str) -> None:
+        t, nets = self.train_cfg, self.nets[name]
+        # foreach keeps CPU fast; fused is the fast path on CUDA.
+        kw = {"lr": t.lr, "betas": (t.beta1, t.beta2)}
+        kw.update({"fused": True} if self.device.type == "cuda" else {"foreach": True})
+        self._gen_opt[name] = torch.optim.Adam(list(nets.generator_parameters()), **kw)
+        self._dis_opt[name] = torch.optim.Adam(list(nets.discriminator.parameters()), **kw)
+
+    def freeze(self, name: str) -> None:
+        """No gradients, no optimizer steps: gradients still flow *through* its nets."""
+        self._frozen.add(name)
+        for p in self.nets[name].parameters():
+            p.requires_grad_(False)
+        self._gen_opt.pop(name, None)
+        self._dis_opt.pop(name, None)
+
+    @property
+    def trainable(self) -> list[str]:
+        return [n for n in self.names if n not in self._frozen]
+
+    # --- training helpers -----------------------------------------------------------------
+    def set_lr(self, lr: float, names: tuple[str, ...] | list[str] | None = None) -> None:
+        for name in names or self.names:
+            for opt in (self._gen_opt.get(name), self._dis_opt.get(name)):
+                if opt is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+
+    def parameter_counts(self) -> dict[str, dict[str, int]]:
+        return {
+            n: {
+                "encoder": count_parameters(self.nets[n].encoder),
+                "decoder": count_parameters(self.nets[n].decoder),
+                "discriminator": count_parameters(self.nets[n].discriminator),
+            }
+            for n in self.names
+        }
+
+    # --- per-domain state (what a checkpoint stores for each domain) ----------------------
+    def nets_state(self, name: str) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.nets[name].state_dict().items()}
+
+    def load_nets_state(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        try:
+            self.nets[name].load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"weights for domain '{name}' do not match the run's architecture: {first}") from None
+
+    def train_state(self, name: str) -> dict:
+        """Optimizer states and image pool: everything a domain needs to resume exactly."""
+        d = self[name]
+        return {
+            "gen_opt": d.gen_opt.state_dict() if d.gen_opt else None,
+            "dis_opt": d.dis_opt.state_dict() if d.dis_opt else None,
+            "pool": d.pool.state_dict(),
+        }
+
+    def load_train_state(self, name: str, state: dict) -> None:
+        d = self[name]
+        if d.gen_opt is not None and state.get("gen_opt") is not None:
+            d.gen_opt.load_state_dict(state["gen_opt"])
+        if d.dis_opt is not None and state.get("dis_opt") is not None:
+            d.dis_opt.load_state_dict(state["dis_opt"])
+        d.pool.load_state_dict(state["pool"], self.device)

@@ -1,0 +1,269 @@
+"""The training loop: data -> train_step -> logger, with checkpoints, samples and resume.
+
+`train` trains every domain of a dataset from scratch (or resumes); `add-domain` reuses
+`Session.run` with the old domains frozen. Everything the loop needs is decided up front in a
+Session; the loop itself only iterates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint, rundir
+from .config import Config
+from .data import DomainImages, StepBatches, fixed_samples, make_loader
+from .device import resolve_device
+from .errors import UserError
+from .layouts import Layout, discover, require_trainable
+from .logger import MetricLogger, save_grid
+from .registry import DomainRegistry
+from .sampler import PairSampler
+from .schedule import Schedule
+from .step import StepOptions, train_step
+from .translate import translate_tensor
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    step: int
+    total_iters: int
+    interrupted: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop finishes its step, saves and returns."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a notebook worker)
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop right away
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class Session:
+    """Everything one training loop needs, decided before it starts."""
+
+    run: Path
+    cfg: Config
+    registry: DomainRegistry
+    files: dict[str, list[Path]]  # domain -> train files (every domain the sampler can draw)
+    samples: dict[str, list[Path]]  # domain -> files to show in progress grids
+    pairs: PairSampler
+    schedule: Schedule
+    start: int
+    stop: int
+    manifest: dict[str, Any]
+    previous: checkpoint.CheckpointIndex | None
+    quiet: bool = False
+    resume_hint: str = ""
+
+    def run_loop(self) -> TrainResult:
+        return _loop(self)
+
+
+def _trainer_state(step: int, bad_steps: int, elapsed: float) -> dict[str, Any]:
+    state = {"bad_steps": bad_steps, "elapsed": elapsed, "rng_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(trainer: dict[str, Any]) -> None:
+    if "rng_cpu" in trainer:
+        torch.set_rng_state(trainer["rng_cpu"])
+    if "rng_cuda" in trainer and torch.cuda.is_available():
+        states = trainer["rng_cuda"]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+
+
+def _save(s: Session, step: int, bad_steps: int, elapsed: float) -> None:
+    s.previous = checkpoint.save(s.run, s.registry, step, _trainer_state(step, bad_steps, elapsed), s.previous)
+    checkpoint.prune(s.run, s.cfg.train.keep_checkpoints)
+    kept = [str(p.relative_to(s.run)) for p in checkpoint.list_checkpoints(s.run)]
+    s.manifest.update(step=step, epoch=round(s.schedule.epoch(step), 4), total_iters=s.schedule.total_iters,
+                      checkpoints=kept, latest=str(s.previous.path.relative_to(s.run)), domain_files=s.previous.domains)
+    rundir.write_manifest(s.run, s.manifest)  # last: the manifest only ever names complete checkpoints
+
+
+@torch.no_grad()
+def sample_grid(registry: DomainRegistry, samples: dict[str, torch.Tensor]) -> list[list[torch.Tensor]]:
+    """One row per domain: real | translated to each other domain | reconstruction (via the first)."""
+    was_training = registry.training
+    registry.eval()
+    rows = []
+    names = registry.names
+    for name, x in samples.items():
+        others = [n for n in names if n != name]
+        out = translate_tensor(registry, x, name, others)
+        rec = translate_tensor(registry, out[others[0]], others[0], [name])[name]
+        for i in range(x.shape[0]):
+            rows.append([x[i]] + [out[o][i] for o in others] + [rec[i]])
+    registry.train(was_training)
+    return rows
+
+
+def _loop(s: Session) -> TrainResult:
+    cfg, reg = s.cfg, s.registry
+    names = list(s.files)
+    dataset = DomainImages([s.files[n] for n in names], cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache)
+    batches = StepBatches(s.pairs, names, [len(s.files[n]) for n in names], cfg.data.batch_size, s.start, s.stop, cfg.train.seed)
+    loader = make_loader(dataset, batches, cfg.data.num_workers, reg.device)
+    samples = {n: fixed_samples(f, cfg.data.crop_size, cfg.data.load_size, 1).to(reg.device) for n, f in s.samples.items()}
+    logger = MetricLogger(s.run / "tb")
+    options = StepOptions()
+    b = cfg.data.batch_size
+    bad_steps, step, elapsed = 0, s.start, 0.0
+    wait = busy = 0.0
+    window_start, window_step = time.perf_counter(), s.start
+    from tqdm import tqdm
+
+    bar = tqdm(total=s.stop, initial=s.start, desc="train", unit="it", disable=s.quiet, file=sys.stderr, dynamic_ncols=True)
+    reg.train()
+    result = TrainResult(s.run, s.start, s.schedule.total_iters)
+    with _StopFlag() as stop_flag:
+        tick = time.perf_counter()
+        for batch in loader:
+            got = time.perf_counter()
+            wait += got - tick
+            pair = s.pairs.pair(step)
+            batch = batch.to(reg.device, non_blocking=True)
+            reg.set_lr(cfg.train.lr * s.schedule.lr_factor(step), pair)
+            metrics = train_step(reg, pair, batch[:b], batch[b:], cfg.loss, options)
+            if "skipped" in metrics:
+                bad_steps += 1
+                logger.add({"train/skipped_steps": metrics["skipped"]})
+                if bad_steps >= cfg.train.max_bad_steps:
+                    raise UserError(f"{bad_steps} consecutive steps had non-finite losses (last at step {step}); "
+                                    f"stopped without saving them. Lower train.lr or check the data; the last good checkpoint is kept")
+            else:
+                bad_steps = 0
+                logger.add(metrics)
+            step += 1
+            tick = time.perf_counter()
+            busy += tick - got
+            if step % cfg.train.log_every == 0 or step == s.stop:
+                now = time.perf_counter()
+                rate = (step - window_step) / max(now - window_start, 1e-9)
+                logger.flush(step, {"lr": cfg.train.lr * s.schedule.lr_factor(step - 1), "perf/iters_per_s": rate,
+                                    "perf/data_wait_fraction": wait / max(wait + busy, 1e-9), "train/epoch": s.schedule.epoch(step)})
+                elapsed += now - window_start
+                window_start, window_step, wait, busy = now, step, 0.0, 0.0
+                bar.set_postfix({k: f"{v:.3f}" for k, v in logger.summary().items()}, refresh=False)
+            if step % cfg.train.sample_every == 0 or step == s.stop:
+                grid = save_grid(sample_grid(reg, samples), s.run / "samples" / f"step_{step:09d}.png")
+                logger.image("samples", grid, step)
+            if step % cfg.train.checkpoint_every == 0 or step == s.stop or stop_flag.signal is not None:
+                _save(s, step, bad_steps, elapsed)
+            bar.update(1)
+            if stop_flag.signal is not None:
+                result.interrupted = True
+                break
+            tick = time.perf_counter()
+    bar.close()
+    logger.close()
+    if s.previous is None or s.previous.step != step:  # e.g. nothing left to do on resume
+        _save(s, step, bad_steps, elapsed)
+    result.step, result.metrics = step, logger.last
+    return result
+
+
+def _check_resume_config(saved: Config, cfg: Config) -> list[str]:
+    """Architecture must match exactly; other changes are allowed but reported."""
+    if saved.model != cfg.model:
+        diff = [f"model.{k}: {getattr(saved.model, k)} -> {getattr(cfg.model, k)}" for k in dataclasses.asdict(cfg.model) if getattr(saved.model, k) != getattr(cfg.model, k)]
+        raise UserError(f"cannot resume: the run was trained with a different architecture ({'; '.join(diff)})")
+    changed = []
+    for section in ("loss", "data", "train"):
+        a, c = getattr(saved, section), getattr(cfg, section)
+        changed += [f"{section}.{k}" for k in dataclasses.asdict(c) if getattr(a, k) != getattr(c, k)]
+    return changed
+
+
+def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None, device: str = "auto",
+            max_iters: int | None = None, resume: bool = False, quiet: bool = False) -> Session:
+    """Decide everything for `train` (and validate every input) before any file is written."""
+    layout: Layout = discover(domains_dir)
+    require_trainable(layout)
+    run_path = Path(run) if run is not None else rundir.default_run_for(Path(domains_dir))
+    dev = resolve_device(device)
+    names = layout.names
+    files = {n: layout.domains[n].files("train") for n in names}
+    samples = {n: (layout.domains[n].files("test") or files[n]) for n in names}
+    counts = [len(files[n]) for n in names]
+    schedule = Schedule.for_domains(counts, cfg.data.batch_size, cfg.train.epochs_per_domain, cfg.train.epochs, cfg.train.decay_fraction)
+    if max_iters is not None and max_iters < 0:
+        raise UserError("--max-iters must be >= 0")
+    stop = schedule.total_iters if max_iters is None else min(max_iters, schedule.total_iters)
+    manifest_exists = (run_path / rundir.MANIFEST).is_file()
+    registry = DomainRegistry(cfg.model, cfg.train, dev)
+    for name in names:
+        registry.add(name)
+    previous, start = None, 0
+    if resume:
+        if not manifest_exists:
+            raise UserError(f"cannot resume: no run at {run_path} (train without --resume first)")
+        manifest = rundir.read_manifest(run_path)
+        saved_names = rundir.domain_names(manifest)
+        if saved_names != names:
+            raise UserError(f"cannot resume: the run has domains {saved_names} but {domains_dir} has {names}")
+        changed = _check_resume_config(rundir.read_config(run_path), cfg)
+        if changed and not quiet:
+            print(f"note: resuming with changed settings: {', '.join(changed)}", file=sys.stderr)
+        previous = checkpoint.latest(run_path)
+        if previous is None:
+            raise UserError(f"cannot resume: {run_path} has no complete checkpoint")
+        if checkpoint.load_arch(run_path, previous) != cfg.model:
+            raise UserError("cannot resume: the checkpoint's architecture differs from the run's config.yaml")
+        trainer = checkpoint.load_into(run_path, previous, registry, with_state=True)
+        _restore_rng(trainer)
+        start = previous.step
+        if not quiet:
+            print(f"resuming {run_path} from {previous.path.relative_to(run_path)} (step {start})", file=sys.stderr)
+    else:
+        if manifest_exists:
+            raise UserError(f"run {run_path} already exists; pass --resume to continue it or --run to train elsewhere")
+        manifest = rundir.new_manifest(
+            [{"name": n, "images": layout.counts()[n], "added_by": "train", "added": time.strftime("%Y-%m-%dT%H:%M:%S%z")} for n in names],
+            dataset=str(Path(domains_dir).resolve()), layout=layout.kind)
+    if start > stop and not quiet:
+        print(f"note: the run is already at step {start}, past --max-iters {stop}", file=sys.stderr)
+    return Session(run_path, cfg, registry, files, samples, PairSampler(names, cfg.train.seed), schedule, start, max(start, stop),
+                   manifest, previous, quiet)
+
+
+def train(domains_dir: str | Path, cfg: Config, run: str | Path | None = None, device: str = "auto",
+          max_iters: int | None = None, resume: bool = False, quiet: bool = False) -> TrainResult:
+    """Train (or resume) a ComboGAN run on every domain of `domains_dir`."""
+    session = prepare(domains_dir, cfg, run, device, max_iters, resume, quiet)
+    session.run.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        rundir.write_config(session.run, cfg)
+        torch.manual_seed(cfg.train.seed)
+    return session.run_loop()

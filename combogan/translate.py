@@ -1,0 +1,212 @@
+"""Inference: load a run's registry and translate tensors, PIL images or whole folders.
+
+An input is encoded once by its domain's encoder and decoded by every target's decoder.
+Any size works: images are padded to a multiple of 4 (the two stride-2 stages) and cropped back.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+from . import checkpoint, rundir
+from .config import TrainConfig
+from .data import BadImage, load_image, to_model_range, to_uint8
+from .device import resolve_device
+from .errors import UserError
+from .layouts import IMAGE_EXTENSIONS, list_images
+from .registry import DomainRegistry
+
+
+def _pad(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+@torch.no_grad()
+def translate_tensor(registry: DomainRegistry, x: torch.Tensor, source: str, targets: list[str]) -> dict[str, torch.Tensor]:
+    """x: (B, 3, H, W) in [-1, 1] on the registry's device -> {target: (B, 3, H, W)}."""
+    src = registry[source]
+    padded, (h, w) = _pad(x)
+    z = src.encoder(padded)
+    return {t: registry[t].decoder(z)[..., :h, :w] for t in targets}
+
+
+@dataclass
+class TranslateReport:
+    written: int
+    skipped: list[str]
+    out: Path
+    grid: Path | None
+
+
+class Translator:
+    """A trained run, ready for inference: Translator('runs/alps').translate(img, 'summer', 'winter')."""
+
+    def __init__(self, run: str | Path | None = None, device: str = "auto", announce: bool = False):
+        self.run = rundir.resolve(run, announce=announce)
+        self.manifest = rundir.read_manifest(self.run)
+        index = checkpoint.latest(self.run)
+        if index is None:
+            raise UserError(f"run {self.run} has no complete checkpoint yet")
+        self.step = index.step
+        self.device = resolve_device(device)
+        self.registry = DomainRegistry(checkpoint.load_arch(self.run, index), TrainConfig(pool_size=0), self.device)
+        for name in index.domains:
+            self.registry.add(name, with_optimizers=False)
+        checkpoint.load_into(self.run, index, self.registry, with_state=False)
+        self.registry.eval()
+        self.config = rundir.read_config(self.run)
+
+    @property
+    def domains(self) -> list[str]:
+        return self.registry.names
+
+    def targets(self, source: str, to: Iterable[str]) -> list[str]:
+        self.registry[source]  # validates the name
+        names: list[str] = []
+        for t in to:
+            if t == "all":
+                names += [n for n in self.domains if n != source]
+            else:
+                self.registry[t]
+                names.append(t)
+        return list(dict.fromkeys(names))
+
+    def translate(self, image: torch.Tensor | Image.Image, source: str, target: str) -> torch.Tensor | Image.Image:
+        """Translate one image: a PIL image, a uint8 (3, H, W) tensor, or a float tensor in [-1, 1]
+        ((3, H, W) or (B, 3, H, W)). Returns the same kind it was given."""
+        if isinstance(image, Image.Image):
+            x = to_model_range(TF.pil_to_tensor(image.convert("RGB")))[None]
+            y = translate_tensor(self.registry, x.to(self.device), source, [target])[target]
+            return TF.to_pil_image(to_uint8(y[0]).cpu())
+        if image.dtype == torch.uint8:
+            y = translate_tensor(self.registry, to_model_range(image)[None].to(self.device), source, [target])[target]
+            return to_uint8(y[0]).cpu()
+        batched = image if image.dim() == 4 else image[None]
+        y = translate_tensor(self.registry, batched.to(self.device), source, [target])[target]
+        return y if image.dim() == 4 else y[0]
+
+    def translate_files(self, inputs: list[str], source: str, to: list[str], out: Path, batch_size: int = 8,
+                        grid: Path | None = None, overwrite: bool = False, progress: bool = True) -> TranslateReport:
+        targets = self.targets(source, to)
+        files = expand_inputs(inputs)
+        out = Path(out)
+        _refuse_overwriting_inputs(files, out, targets, overwrite)
+        from tqdm import tqdm
+
+        skipped: list[str] = []
+        grid_rows: list[list[torch.Tensor]] = []
+        written = 0
+        bar = tqdm(total=len(files), desc=f"{source} -> {','.join(targets)}", unit="img", disable=not progress, file=sys.stderr)
+        for batch in _same_size_batches(files, batch_size, skipped):
+            x = torch.stack([to_model_range(img) for _, img in batch]).to(self.device)
+            outputs = translate_tensor(self.registry, x, source, targets)
+            for t in targets:
+                folder = out / t if len(targets) > 1 else out
+                for (rel, _), y in zip(batch, outputs[t]):
+                    _save(to_uint8(y).cpu(), folder / rel)
+            written += len(batch)
+            if grid is not None and len(grid_rows) < 8:
+                for i, (_, img) in enumerate(batch[: 8 - len(grid_rows)]):
+                    grid_rows.append([to_model_range(img)] + [outputs[t][i].cpu() for t in targets])
+            bar.update(len(batch))
+        bar.close()
+        if written == 0:
+            raise UserError(f"no readable images among the inputs ({len(skipped)} skipped)")
+        if grid is not None:
+            from .logger import save_grid
+
+            size = max(max(r[0].shape[-2:]) for r in grid_rows)
+            save_grid([[_fit(img, size) for img in row] for row in grid_rows], Path(grid))
+        return TranslateReport(written, skipped, out, Path(grid) if grid else None)
+
+
+def _fit(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Letterbox into a size x size square so differently sized inputs share one grid."""
+    h, w = img.shape[-2:]
+    scale = size / max(h, w)
+    img = TF.resize(img, [max(1, round(h * scale)), max(1, round(w * scale))], antialias=True)
+    h, w = img.shape[-2:]
+    return F.pad(img, ((size - w) // 2, size - w - (size - w) // 2, (size - h) // 2, size - h - (size - h) // 2), value=1.0)
+
+
+def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """Files, folders (recursively) and globs -> [(file, output name relative to --out)]."""
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found += [(f, f.relative_to(path)) for f in list_images(path)]
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
+            if not matches:
+                raise UserError(f"input not found: {item}")
+            found += [(m, Path(m.name)) for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTENSIONS]
+    if not found:
+        raise UserError("no image files among the inputs")
+    seen: dict[Path, int] = {}
+    unique = []
+    for f, rel in found:  # two inputs with one name (from different folders) must not overwrite each other
+        if rel in seen:
+            seen[rel] += 1
+            rel = rel.with_name(f"{rel.stem}_{seen[rel]}{rel.suffix}")
+        else:
+            seen[rel] = 0
+        unique.append((f, rel))
+    return unique
+
+
+def _refuse_overwriting_inputs(files: list[tuple[Path, Path]], out: Path, targets: list[str], overwrite: bool) -> None:
+    if overwrite:
+        return
+    out_resolved = out.resolve()
+    inputs = {f.resolve() for f, _ in files}
+    folders = [out_resolved / t for t in targets] if len(targets) > 1 else [out_resolved]
+    for f, rel in files:
+        if f.resolve().parent == out_resolved or any((folder / rel).resolve() in inputs for folder in folders):
+            raise UserError(f"output folder {out} would overwrite or mix with the inputs; choose another --out (or pass --overwrite)")
+
+
+def _same_size_batches(files: list[tuple[Path, Path]], batch_size: int, skipped: list[str]) -> Iterator[list[tuple[Path, torch.Tensor]]]:
+    """Stream decoded images in batches of equal size (never holding more than one batch)."""
+    batch: list[tuple[Path, torch.Tensor]] = []
+    for path, rel in files:
+        try:
+            img = load_image(path)
+        except BadImage as exc:
+            print(f"warning: skipping unreadable image {exc}", file=sys.stderr)
+            skipped.append(str(path))
+            continue
+        if batch and (img.shape != batch[0][1].shape or len(batch) == batch_size):
+            yield batch
+            batch = []
+        batch.append((rel, img))
+    if batch:
+        yield batch
+
+
+def _save(img: torch.Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil = TF.to_pil_image(img)
+    try:
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            pil.save(path, quality=95)
+        else:
+            pil.save(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot write {path}: {exc}") from None
