@@ -6,13 +6,23 @@
     winter = Translator("runs/alps").translate(pil_image, "summer", "winter")
 """
 
-from .config import Config
-from .config import load as load_config
-from .errors import UserError
-from .registry import DomainRegistry
-from .step import train_step
-from .trainer import TrainResult, train
-from .translate import Translator
+from __future__ import annotations
 
-__all__ = ["Config", "DomainRegistry", "TrainResult", "Translator", "UserError", "load_config", "train", "train_step"]
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# Imported on first use, so `combogan --help` does not pay for importing torch.
+_LAZY = {
+    "Config": "config", "load_config": ("config", "load"), "UserError": "errors", "DomainRegistry": "registry",
+    "train_step": "step", "TrainResult": "trainer", "train": "trainer", "Translator": "translate",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'combogan' has no attribute {name!r}")
+    module, attr = _LAZY[name] if isinstance(_LAZY[name], tuple) else (_LAZY[name], name)
+    return getattr(importlib.import_module(f".{module}", __name__), attr)

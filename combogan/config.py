@@ -114,6 +114,11 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
             raise UsageError(f"config key '{key}' expects an integer, got {value!r}")
         return value
     if typ is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"config key '{key}' expects a number, got {value!r}")
         return float(value)
@@ -207,6 +212,7 @@ def validate(cfg: Config) -> None:
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
         (d.crop_size % 4 == 0, f"data.crop_size must be a multiple of 4, got {d.crop_size}"),
+        (d.crop_size >= 3 * 2**m.n_layers_d, f"data.crop_size {d.crop_size} is too small for a {m.n_layers_d}-layer PatchGAN (needs >= {3 * 2**m.n_layers_d})"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (t.lr > 0, "train.lr must be > 0"),

@@ -9,7 +9,6 @@ domains do not mean 14 sets of worker processes.
 
 from __future__ import annotations
 
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -205,6 +204,9 @@ def make_loader(dataset: DomainImages, batches: StepBatches, num_workers: int, d
         pin_memory=device.type == "cuda",
         persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
+        # Its own generator: the loader must not draw from the global RNG (dropout's), or a
+        # resumed run would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(0),
     )
 
 
@@ -221,7 +223,3 @@ def fixed_samples(files: Sequence[Path], crop_size: int, load_size: int, count: 
     if not out:
         raise UserError(f"no readable images among {len(files)} files starting at {files[0] if files else '?'}")
     return torch.stack(out)
-
-
-def epoch_length(counts: list[int], batch_size: int) -> int:
-    return max(1, math.ceil(max(counts) / batch_size))

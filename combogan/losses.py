@@ -6,10 +6,15 @@ import torch
 import torch.nn.functional as F
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision activations (autocast) are upcast so losses are reduced in fp32."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:
     """LSGAN: mean (D(x) - t)^2; vanilla: BCE-with-logits. Targets are 1 (real) and 0 (fake)."""
     # Computed in fp32 even under autocast: squared errors of bf16 logits lose too much.
-    prediction = prediction.float()
+    prediction = _full(prediction)
     target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
     if mode == "lsgan":
         return F.mse_loss(prediction, target)
@@ -19,7 +24,7 @@ def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) -> torch
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return F.l1_loss(a.float(), b.float())
+    return F.l1_loss(_full(a), _full(b))
 
 
 def discriminator_loss(pred_real: torch.Tensor, pred_fake: torch.Tensor, mode: str) -> torch.Tensor:

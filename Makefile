@@ -1,0 +1,33 @@
+# Quick start: `make demo` (train on the synthetic seasons, translate summer -> winter)
+# and `make test`. Each target sets up its own virtual environment.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO   ?= demo
+
+.PHONY: demo test venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	rm -rf $(DEMO)
+	$(BIN)/combogan data synth alps_seasons $(DEMO)/data --size 72 --train 150 --test 8 -q
+	$(BIN)/combogan train --domains $(DEMO)/data --run $(DEMO)/run --config configs/demo.yaml
+	$(BIN)/combogan translate --run $(DEMO)/run --from summer --to winter $(DEMO)/data/test/summer \
+		--out $(DEMO)/winter --grid $(DEMO)/summer_to_winter.png -q
+	$(BIN)/python tools/demo_report.py $(DEMO)
+	@echo "grid: $(DEMO)/summer_to_winter.png (rows: summer input | winter output); run: $(DEMO)/run"
+
+test: venv
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO) *.egg-info

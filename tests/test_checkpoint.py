@@ -1,0 +1,88 @@
+import hashlib
+import pickle
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from combogan import checkpoint
+from combogan.errors import UserError
+from combogan.trainer import train
+from combogan.translate import Translator
+from conftest import tiny_config
+
+
+def _scalars(run, tag):
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    return {e.step: e.value for e in acc.Scalars(tag)}
+
+
+def test_save_load_gives_identical_outputs(trained_run, seasons):
+    x = torch.rand(2, 3, 28, 36) * 2 - 1
+    t1, t2 = Translator(trained_run, device="cpu"), Translator(trained_run, device="cpu")
+    y1, y2 = t1.translate(x, "summer", "winter"), t2.translate(x, "summer", "winter")
+    assert torch.equal(y1, y2)
+    # and the registry it loaded equals the weights on disk
+    index = checkpoint.latest(trained_run)
+    saved = checkpoint.safe_load(index.file(trained_run, "winter", "nets"))["state_dict"]
+    for k, v in t1.registry.nets_state("winter").items():
+        assert torch.equal(v, saved[k])
+
+
+def test_resume_continues_the_same_trajectory(seasons, tmp_path):
+    cfg = tiny_config("train.pool_size=2", "model.dropout=0.5")  # pool and dropout RNG must resume too
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(seasons, cfg, run=straight, device="cpu", max_iters=8, quiet=True)
+    train(seasons, cfg, run=split, device="cpu", max_iters=4, quiet=True)
+    result = train(seasons, cfg, run=split, device="cpu", max_iters=8, resume=True, quiet=True)
+    assert result.step == 8
+    for tag in ("G_total", "lr"):
+        a, b = _scalars(straight, tag), _scalars(split, tag)
+        assert set(a) == set(range(1, 9)) and set(b) == set(range(1, 9))
+        for step in range(5, 9):
+            assert a[step] == pytest.approx(b[step], rel=1e-6), (tag, step)
+    ia, ib = checkpoint.latest(straight), checkpoint.latest(split)
+    for name in ia.domains:
+        wa = checkpoint.safe_load(ia.file(straight, name, "nets"))["state_dict"]
+        wb = checkpoint.safe_load(ib.file(split, name, "nets"))["state_dict"]
+        for k in wa:
+            torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6)
+
+
+def test_keeps_last_k_and_falls_back_from_a_damaged_newest(seasons, tmp_path):
+    run = tmp_path / "run"
+    train(seasons, tiny_config("train.checkpoint_every=2", "train.keep_checkpoints=2"), run=run, device="cpu", max_iters=6, quiet=True)
+    folders = checkpoint.list_checkpoints(run)
+    assert [f.name for f in folders] == ["step_000000004", "step_000000006"]
+    (folders[-1] / "winter.nets.pt").write_bytes(b"garbage")
+    warnings = []
+    index = checkpoint.latest(run, warn=warnings.append)
+    assert index.step == 4 and "step_000000006" in warnings[0]
+
+
+def test_refuses_pickle_that_runs_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"x": Evil()}, f)
+    with pytest.raises(UserError, match="refusing to load"):
+        checkpoint.safe_load(path)
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(UserError, match="refusing to load"):
+        checkpoint.safe_load(path)
+
+
+def test_resume_with_other_architecture_refused_and_nothing_modified(seasons, trained_run):
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in trained_run.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match="different architecture.*model.ngf: 8 -> 16"):
+        train(seasons, tiny_config("model.ngf=16"), run=trained_run, device="cpu", max_iters=10, resume=True, quiet=True)
+    assert digest == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in trained_run.rglob("*") if p.is_file()}
+
+
+def test_existing_run_without_resume_is_refused(seasons, trained_run):
+    with pytest.raises(UserError, match="already exists"):
+        train(seasons, tiny_config(), run=trained_run, device="cpu", max_iters=2, quiet=True)

@@ -1,0 +1,113 @@
+"""The command line as a user meets it: exit codes, one-line errors, files produced."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from combogan.cli import main
+from conftest import TINY_SET
+
+TINY = [a for s in TINY_SET for a in ("--set", s)] + ["--device", "cpu", "-q"]
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, expected_code=1, match=""):
+    assert code == expected_code, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    assert match in lines[0], lines[0]
+
+
+def test_end_to_end(tmp_path, capsys):
+    data, run, out = tmp_path / "alps", tmp_path / "run", tmp_path / "out"
+    assert run_cli(capsys, "data", "synth", "alps_seasons", data, "--size", "40", "--train", "6", "--test", "2", "-q")[0] == 0
+    code, stdout, _ = run_cli(capsys, "train", "--domains", data, "--run", run, "--max-iters", "20", *TINY)
+    assert code == 0 and "step 20" in stdout
+    assert (run / "manifest.json").is_file() and (run / "config.yaml").is_file()
+    assert list((run / "tb").glob("events.out.tfevents*")) and list((run / "samples").glob("*.png"))
+    code, stdout, _ = run_cli(capsys, "info", run)
+    assert code == 0 and "winter" in stdout and "step: 20" in stdout and "encoder" in stdout
+    # inputs of odd sizes come back at their own size
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.new("RGB", (37, 29), (10, 200, 30)).save(inputs / "odd.png")
+    Image.new("L", (50, 41), 128).save(inputs / "gray.jpg")
+    code, _, err = run_cli(capsys, "translate", "--run", run, "--from", "summer", "--to", "winter", "--to", "autumn",
+                           inputs, "--out", out, "--grid", tmp_path / "grid.png", "--device", "cpu", "-q")
+    assert code == 0, err
+    for target in ("winter", "autumn"):
+        assert Image.open(out / target / "odd.png").size == (37, 29)
+        assert Image.open(out / target / "gray.jpg").size == (50, 41)
+    assert Image.open(tmp_path / "grid.png").size[0] > 0
+    code, _, _ = run_cli(capsys, "translate", "--run", run, "--from", "summer", "--to", "all", inputs / "odd.png", "--out", tmp_path / "all", "-q")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "all").iterdir()) == ["autumn", "spring", "winter"]
+
+
+def test_translate_and_info_default_to_latest_run(tmp_path, capsys, monkeypatch, seasons):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "train", "--domains", seasons, "--max-iters", "2", *TINY)[0] == 0
+    assert (tmp_path / "runs" / seasons.name / "manifest.json").is_file()
+    code, _, err = run_cli(capsys, "translate", "--from", "summer", "--to", "winter", seasons / "test" / "summer", "--out", "o", "-q")
+    assert code == 0, err
+    assert len(list((tmp_path / "o").glob("*.png"))) == 3
+    code, out, err = run_cli(capsys, "info")
+    assert code == 0 and f"runs/{seasons.name}" in err + out
+
+
+@pytest.mark.parametrize("layout, match", [
+    ({"summer": 2}, "at least two domains"),
+    ({"summer": 2, "winter": 0}, "no train images"),
+    ({}, "no domain folders"),
+])
+def test_bad_domain_folders(tmp_path, capsys, layout, match):
+    root = tmp_path / "d"
+    root.mkdir()
+    for name, n in layout.items():
+        (root / name).mkdir()
+        for i in range(n):
+            Image.new("RGB", (40, 40)).save(root / name / f"{i}.png")
+    code, _, err = run_cli(capsys, "train", "--domains", root, "--run", tmp_path / "r", *TINY)
+    assert_one_line_error(code, err, 1, match)
+    assert not (tmp_path / "r").exists()  # nothing written for a failed start
+
+
+def test_bad_inputs_one_line_each(tmp_path, capsys, trained_run, seasons):
+    summer = seasons / "test" / "summer"
+    cases = [
+        (("translate", "--run", trained_run, "--from", "mars", "--to", "winter", summer, "--out", tmp_path / "o"), 1, "unknown domain 'mars'"),
+        (("translate", "--run", trained_run, "--from", "summer", "--to", "mars", summer, "--out", tmp_path / "o"), 1, "this run has: autumn, spring, summer, winter"),
+        (("translate", "--run", tmp_path / "nope", "--from", "summer", "--to", "winter", summer, "--out", tmp_path / "o"), 1, "run not found"),
+        (("translate", "--run", trained_run, "--from", "summer", "--to", "winter", tmp_path / "missing.png", "--out", tmp_path / "o"), 1, "input not found"),
+        (("translate", "--run", trained_run, "--from", "summer", "--to", "winter", summer, "--out", summer), 1, "overwrite"),
+        (("info", tmp_path / "nope"), 1, "run not found"),
+        (("train", "--domains", tmp_path / "nowhere"), 1, "not found"),
+        (("train", "--domains", seasons, "--set", "model.ngff=3"), 2, "did you mean 'model.ngf'"),
+        (("train", "--domains", seasons, "--set", "data.batch_size=0"), 2, "batch_size"),
+        (("train", "--domains", seasons, "--set", "model.ngf=big"), 2, "expects an integer"),
+        (("train", "--domains", seasons, "--config", tmp_path / "none.yaml"), 1, "config file not found"),
+        (("train", "--domains", seasons, "--run", tmp_path / "fresh", "--resume"), 1, "cannot resume"),
+        (("train", "--bogus-flag"), 2, "No such option"),
+        (("translate", "--from", "summer"), 2, "Missing"),
+        (("frobnicate",), 2, "No such command"),
+    ]
+    for args, code_expected, match in cases:
+        code, _, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, code_expected, match)
+
+
+def test_console_script_and_module_entry(tmp_path):
+    exe = Path(sys.executable).parent / "combogan"
+    for cmd in ([str(exe), "--help"], [sys.executable, "-m", "combogan", "--help"]):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and "translate" in res.stdout
+    res = subprocess.run([str(exe), "info", str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr

@@ -1,0 +1,60 @@
+import pytest
+
+from combogan.config import Config, all_keys, load, parse_set
+from combogan.errors import UsageError, UserError
+
+
+def test_set_overrides_with_types():
+    cfg = load(None, ["model.ngf=16", "data.flip=false", "train.lr=1e-3", "loss.gan_mode=vanilla"])
+    assert cfg.model.ngf == 16 and cfg.data.flip is False and cfg.train.lr == 1e-3 and cfg.loss.gan_mode == "vanilla"
+
+
+def test_yaml_file_then_set(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  ngf: 32\ndata:\n  crop_size: 64\n  load_size: 72\n")
+    cfg = load(f, ["model.ngf=8"])
+    assert cfg.model.ngf == 8 and cfg.data.crop_size == 64
+
+
+@pytest.mark.parametrize("item, message", [
+    ("model.ngff=3", "did you mean 'model.ngf'"),
+    ("model.ngf=abc", "expects an integer"),
+    ("data.flip=3", "true/false"),
+    ("ngf=3", "section.name"),
+    ("modle.ngf=3", "unknown section"),
+    ("model.ngf", "key=value"),
+    ("data.batch_size=0", "batch_size must be >= 1"),
+    ("data.crop_size=300", "larger than data.load_size"),
+    ("model.norm=group", "instance"),
+])
+def test_bad_overrides_are_usage_errors(item, message):
+    with pytest.raises(UsageError, match=message):
+        load(None, [item])
+
+
+def test_typo_in_config_file_suggests_key(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  epochs_per_domian: 10\n")
+    with pytest.raises(UsageError, match="did you mean 'train.epochs_per_domain'"):
+        load(f)
+
+
+def test_missing_and_invalid_yaml(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load(bad)
+
+
+def test_every_key_documented_in_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    missing = [k for k in all_keys(Config()) if f"`{k}`" not in readme]
+    assert not missing, f"README lacks config keys: {missing}"
+
+
+def test_parse_set_nests():
+    assert parse_set(["a.b=1", "a.c=x"]) == {"a": {"b": 1, "c": "x"}}
