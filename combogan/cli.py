@@ -79,6 +79,28 @@ def translate(inputs, run, source, targets, out, grid, batch_size, device, overw
         click.echo(f"skipped {len(report.skipped)} unreadable file(s)", err=True)
 
 
+@cli.command("add-domain")
+@click.option("--run", type=click.Path(), help="Run to grow [default: most recently updated under runs/].")
+@click.option("--domain", "domains", multiple=True, required=True, metavar="NAME=DIR", help="New domain and its image folder (repeatable).")
+@_config_options
+@click.option("--data", "existing_data", type=click.Path(), help="Images of the existing domains [default: the run's dataset folder].")
+@click.option("--max-iters", type=int, help="Stop at this iteration of the add-domain schedule.")
+@click.option("--device", default="auto", type=DEVICE, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an unfinished add-domain.")
+@click.option("-q", "--quiet", is_flag=True)
+def add_domain(run, domains, config_file, overrides, existing_data, max_iters, device, resume, quiet) -> None:
+    """Add new domains to a trained run, keeping the existing ones frozen."""
+    from .adddomain import add_domains, parse_domain_args
+
+    result = add_domains(run, parse_domain_args(list(domains)), config_file, list(overrides), existing_data, device, max_iters, resume, quiet)
+    names = ", ".join(parse_domain_args(list(domains)))
+    if result.interrupted:
+        click.echo(f"stopped at step {result.step}; resume with: combogan add-domain --run {result.run} "
+                   + " ".join(f"--domain {d}" for d in domains) + " --resume", err=True)
+    else:
+        click.echo(f"added {names} to {result.run} (step {result.step}/{result.total_iters})")
+
+
 @cli.command()
 @click.argument("run", required=False, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the info as JSON.")

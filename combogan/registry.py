@@ -114,6 +114,13 @@ class DomainRegistry(nn.Module):
         self._gen_opt.pop(name, None)
         self._dis_opt.pop(name, None)
 
+    def train(self, mode: bool = True) -> "DomainRegistry":
+        """Frozen domains stay in eval mode: a fixed function (BatchNorm stats, no dropout)."""
+        super().train(mode)
+        for name in self._frozen:
+            self.nets[name].eval()
+        return self
+
     @property
     def trainable(self) -> list[str]:
         return [n for n in self.names if n not in self._frozen]

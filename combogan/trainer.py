@@ -81,7 +81,7 @@ class Session:
     manifest: dict[str, Any]
     previous: checkpoint.CheckpointIndex | None
     quiet: bool = False
-    resume_hint: str = ""
+    offset: int = 0  # global step of local step 0 (add-domain continues the run's count)
 
     def run_loop(self) -> TrainResult:
         return _loop(self)
@@ -104,10 +104,11 @@ def _restore_rng(trainer: dict[str, Any]) -> None:
 
 
 def _save(s: Session, step: int, bad_steps: int, elapsed: float) -> None:
-    s.previous = checkpoint.save(s.run, s.registry, step, _trainer_state(step, bad_steps, elapsed), s.previous)
+    """Checkpoint local `step` (saved under its global number), then the manifest."""
+    s.previous = checkpoint.save(s.run, s.registry, s.offset + step, {**_trainer_state(step, bad_steps, elapsed), "local_step": step}, s.previous)
     checkpoint.prune(s.run, s.cfg.train.keep_checkpoints)
     kept = [str(p.relative_to(s.run)) for p in checkpoint.list_checkpoints(s.run)]
-    s.manifest.update(step=step, epoch=round(s.schedule.epoch(step), 4), total_iters=s.schedule.total_iters,
+    s.manifest.update(step=s.offset + step, epoch=round(s.schedule.epoch(step), 4), total_iters=s.offset + s.schedule.total_iters,
                       checkpoints=kept, latest=str(s.previous.path.relative_to(s.run)), domain_files=s.previous.domains)
     rundir.write_manifest(s.run, s.manifest)  # last: the manifest only ever names complete checkpoints
 
@@ -146,7 +147,7 @@ def _loop(s: Session) -> TrainResult:
 
     bar = tqdm(total=s.stop, initial=s.start, desc="train", unit="it", disable=s.quiet, file=sys.stderr, dynamic_ncols=True)
     reg.train()
-    result = TrainResult(s.run, s.start, s.schedule.total_iters)
+    result = TrainResult(s.run, s.offset + s.start, s.offset + s.schedule.total_iters)
     with _StopFlag() as stop_flag:
         tick = time.perf_counter()
         for batch in loader:
@@ -171,14 +172,14 @@ def _loop(s: Session) -> TrainResult:
             if step % cfg.train.log_every == 0 or step == s.stop:
                 now = time.perf_counter()
                 rate = (step - window_step) / max(now - window_start, 1e-9)
-                logger.flush(step, {"lr": cfg.train.lr * s.schedule.lr_factor(step - 1), "perf/iters_per_s": rate,
+                logger.flush(s.offset + step, {"lr": cfg.train.lr * s.schedule.lr_factor(step - 1), "perf/iters_per_s": rate,
                                     "perf/data_wait_fraction": wait / max(wait + busy, 1e-9), "train/epoch": s.schedule.epoch(step)})
                 elapsed += now - window_start
                 window_start, window_step, wait, busy = now, step, 0.0, 0.0
                 bar.set_postfix({k: f"{v:.3f}" for k, v in logger.summary().items()}, refresh=False)
             if step % cfg.train.sample_every == 0 or step == s.stop:
-                grid = save_grid(sample_grid(reg, samples), s.run / "samples" / f"step_{step:09d}.png")
-                logger.image("samples", grid, step)
+                grid = save_grid(sample_grid(reg, samples), s.run / "samples" / f"step_{s.offset + step:09d}.png")
+                logger.image("samples", grid, s.offset + step)
             if step % cfg.train.checkpoint_every == 0 or step == s.stop or stop_flag.signal is not None:
                 _save(s, step, bad_steps, elapsed)
             bar.update(1)
@@ -188,9 +189,9 @@ def _loop(s: Session) -> TrainResult:
             tick = time.perf_counter()
     bar.close()
     logger.close()
-    if s.previous is None or s.previous.step != step:  # e.g. nothing left to do on resume
+    if s.previous is None or s.previous.step != s.offset + step:  # e.g. nothing left to do on resume
         _save(s, step, bad_steps, elapsed)
-    result.step, result.metrics = step, logger.last
+    result.step, result.metrics = s.offset + step, logger.last
     return result
 
 
