@@ -64,3 +64,15 @@ def save_torch(path: Path, obj: Any) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     write_bytes(path, buf.getvalue())
+
+
+def sweep_temp_files(folder: Path) -> int:
+    """Remove leftovers of writes a kill interrupted (they are never read). Returns the count."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from . import checkpoint, rundir
+from . import atomic, checkpoint, rundir
 from .config import Config
 from .data import DomainImages, StepBatches, fixed_samples, make_loader
 from .device import resolve_device
@@ -237,6 +237,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
         changed = _check_resume_config(rundir.read_config(run_path), cfg)
         if changed and not quiet:
             print(f"note: resuming with changed settings: {', '.join(changed)}", file=sys.stderr)
+        atomic.sweep_temp_files(run_path)
         previous = checkpoint.latest(run_path)
         if previous is None:
             raise UserError(f"cannot resume: {run_path} has no complete checkpoint")
