@@ -128,7 +128,7 @@ def info(run, as_json) -> None:
 
 @cli.group()
 def data() -> None:
-    """Datasets: make the synthetic one."""
+    """Datasets: synthesize, check, fetch."""
 
 
 @data.command("synth")
@@ -150,6 +150,34 @@ def data_synth(dataset, out, size, n_train, n_test, seed, quiet) -> None:
     with tqdm(total=total, desc=f"synth {dataset}", unit="img", disable=quiet, file=sys.stderr) as bar:
         summary = synth(out, size=size, train=n_train, test=n_test, seed=seed, progress=bar.update)
     click.echo(f"wrote {summary['images']} images of {', '.join(summary['domains'])} to {out}")
+
+
+@data.command("check")
+@click.argument("root", type=click.Path())
+def data_check(root) -> None:
+    """Show the layout, domains, counts and sizes found in ROOT, and every problem (exit 1 if
+    training would fail)."""
+    from .datacheck import check, format_report
+
+    report = check(root)
+    for line in format_report(report):
+        click.echo(line)
+    if not report.ok:
+        raise UserError(f"{root} is not ready to train: {report.errors[0]}")
+
+
+@data.command("fetch")
+@click.argument("dataset", type=click.Choice(["alps_seasons", "painters_14"]))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--url", help="Download from this URL instead of the official one (a mirror).")
+@click.option("--sha256", help="Expected SHA-256 of the zip.")
+@click.option("-q", "--quiet", is_flag=True)
+def data_fetch(dataset, out, url, sha256, quiet) -> None:
+    """Download an official dataset (resumable), unzip it safely and name its domains."""
+    from .fetch import fetch
+
+    folder = fetch(dataset, out, url=url, sha256=sha256, progress=not quiet)
+    click.echo(f"{dataset} is in {folder}; train with: combogan train --domains {folder}")
 
 
 def main(argv: list[str] | None = None) -> int:

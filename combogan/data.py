@@ -10,7 +10,6 @@ domains do not mean 14 sets of worker processes.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -20,7 +19,6 @@ from PIL import Image, ImageFile, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
-from .errors import UserError
 from .sampler import PairSampler
 
 # Guard against decompression bombs but allow big photos (a 16k x 16k pano is ~268M px).
@@ -103,7 +101,6 @@ class DomainImages(Dataset):
         self.files = [list(f) for f in files]
         self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
         self.cache: dict[tuple[int, int], torch.Tensor] | None = None
-        self.bad: set[Path] = set()
         if cache:
             self.preload()
 
@@ -117,31 +114,37 @@ class DomainImages(Dataset):
                     self.cache[(d, i)] = img
 
     def _decode(self, d: int, i: int) -> torch.Tensor | None:
-        path = self.files[d][i]
         try:
-            return load_image(path, self.load_size)
-        except BadImage as exc:
-            if path not in self.bad:
-                self.bad.add(path)
-                warnings.warn(f"skipping unreadable image {exc}", stacklevel=2)
+            return load_image(self.files[d][i], self.load_size)
+        except BadImage:
             return None
 
-    def _image(self, d: int, i: int) -> torch.Tensor:
-        n = len(self.files[d])
-        for k in range(n):  # a corrupt file is replaced by the next readable one of its domain
+    def _image(self, d: int, i: int) -> tuple[torch.Tensor | None, list[str]]:
+        """The image, or the next readable one of its domain; plus the unreadable paths met."""
+        n, bad = len(self.files[d]), []
+        for k in range(n):
             j = (i + k) % n
             img = self.cache.get((d, j)) if self.cache is not None else self._decode(d, j)
             if img is not None:
-                return img
-        raise UserError(f"no readable images left in domain folder {self.files[d][0].parent}")
+                return img, bad
+            bad.append(str(self.files[d][j]))
+        return None, bad
 
     def __len__(self) -> int:
         return sum(len(f) for f in self.files)
 
-    def __getitem__(self, key: tuple[int, int, int]) -> torch.Tensor:
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, str]:
+        """(image in [-1, 1], note). The note lists skipped unreadable files, one per line, so the
+        main process can report them even when they were found inside a worker; it is
+        EMPTY_DOMAIN + the domain index when none of the domain's files can be read."""
         d, i, seed = key
-        img = random_crop_flip(self._image(d, i), self.crop_size, self.flip, seed)
-        return to_model_range(img)
+        img, bad = self._image(d, i)
+        if img is None:
+            return torch.zeros(3, self.crop_size, self.crop_size), f"{EMPTY_DOMAIN}{d}"
+        return to_model_range(random_crop_flip(img, self.crop_size, self.flip, seed)), "\n".join(bad)
+
+
+EMPTY_DOMAIN = "!empty:"
 
 
 def _stream_index(seed: int, domain: int, n: int, position: int) -> int:
@@ -210,8 +213,9 @@ def make_loader(dataset: DomainImages, batches: StepBatches, num_workers: int, d
     )
 
 
-def fixed_samples(files: Sequence[Path], crop_size: int, load_size: int, count: int) -> torch.Tensor:
-    """A few deterministic, centre-cropped images of one domain (for progress grids)."""
+def fixed_samples(files: Sequence[Path], crop_size: int, load_size: int, count: int) -> torch.Tensor | None:
+    """A few deterministic, centre-cropped images of one domain (for progress grids); None if
+    none of `files` can be read."""
     out = []
     for path in files:
         try:
@@ -220,6 +224,4 @@ def fixed_samples(files: Sequence[Path], crop_size: int, load_size: int, count: 
             continue
         if len(out) == count:
             break
-    if not out:
-        raise UserError(f"no readable images among {len(files)} files starting at {files[0] if files else '?'}")
-    return torch.stack(out)
+    return torch.stack(out) if out else None

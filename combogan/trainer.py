@@ -19,7 +19,7 @@ import torch
 
 from . import atomic, checkpoint, rundir
 from .config import Config
-from .data import DomainImages, StepBatches, fixed_samples, make_loader
+from .data import EMPTY_DOMAIN, DomainImages, StepBatches, fixed_samples, make_loader
 from .device import resolve_device
 from .errors import UserError
 from .layouts import Layout, discover, require_trainable
@@ -130,13 +130,21 @@ def sample_grid(registry: DomainRegistry, samples: dict[str, torch.Tensor]) -> l
     return rows
 
 
+def _grid_sample(s: Session, name: str) -> torch.Tensor:
+    for files in (s.samples[name], s.files[name]):
+        x = fixed_samples(files, s.cfg.data.crop_size, s.cfg.data.load_size, 1)
+        if x is not None:
+            return x.to(s.registry.device)
+    raise UserError(f"domain '{name}' has no readable images left (all {len(s.files[name])} files failed to decode)")
+
+
 def _loop(s: Session) -> TrainResult:
     cfg, reg = s.cfg, s.registry
     names = list(s.files)
     dataset = DomainImages([s.files[n] for n in names], cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache)
     batches = StepBatches(s.pairs, names, [len(s.files[n]) for n in names], cfg.data.batch_size, s.start, s.stop, cfg.train.seed)
     loader = make_loader(dataset, batches, cfg.data.num_workers, reg.device)
-    samples = {n: fixed_samples(f, cfg.data.crop_size, cfg.data.load_size, 1).to(reg.device) for n, f in s.samples.items()}
+    samples = {n: _grid_sample(s, n) for n in s.samples}
     logger = MetricLogger(s.run / "tb")
     options = StepOptions()
     b = cfg.data.batch_size
@@ -150,10 +158,12 @@ def _loop(s: Session) -> TrainResult:
     result = TrainResult(s.run, s.offset + s.start, s.offset + s.schedule.total_iters)
     with _StopFlag() as stop_flag:
         tick = time.perf_counter()
-        for batch in loader:
+        for batch, notes in loader:
             got = time.perf_counter()
             wait += got - tick
             pair = s.pairs.pair(step)
+            if any(notes):
+                _report_skipped(s, notes, names)
             batch = batch.to(reg.device, non_blocking=True)
             reg.set_lr(cfg.train.lr * s.schedule.lr_factor(step), pair)
             metrics = train_step(reg, pair, batch[:b], batch[b:], cfg.loss, options)
@@ -193,6 +203,25 @@ def _loop(s: Session) -> TrainResult:
         _save(s, step, bad_steps, elapsed)
     result.step, result.metrics = s.offset + step, logger.last
     return result
+
+
+def _report_skipped(s: Session, notes: list[str], names: list[str]) -> None:
+    """Warn once per unreadable file (a summary after 10) and count them in the manifest."""
+    skipped = s.manifest.setdefault("skipped_files", {})
+    for note in notes:
+        if note.startswith(EMPTY_DOMAIN):
+            name = names[int(note[len(EMPTY_DOMAIN):])]
+            raise UserError(f"domain '{name}' has no readable images left (all {len(s.files[name])} files failed to decode)")
+        for path in filter(None, note.split("\n")):
+            name = next((n for n in names if any(str(f) == path for f in s.files[n])), "?")
+            if path in skipped.setdefault(name, []):
+                continue
+            skipped[name].append(path)
+            total = sum(len(v) for v in skipped.values())
+            if total <= 10:
+                print(f"warning: skipping unreadable image {path}", file=sys.stderr)
+            elif total == 11:
+                print("warning: more unreadable images are being skipped; see skipped_files in manifest.json", file=sys.stderr)
 
 
 def _check_resume_config(saved: Config, cfg: Config) -> list[str]:

@@ -1,0 +1,91 @@
+"""`combogan data check`: what --domains would see, and every problem, before training."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from .errors import UserError
+from .layouts import Layout, discover
+
+MIN_IMAGES = 10
+
+
+@dataclass
+class Report:
+    layout: Layout
+    sizes: dict[str, tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)  # domain -> (min wh, max wh)
+    corrupt: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # training would fail
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _probe(path: Path) -> tuple[int, int]:
+    """Fully decode (at reduced scale for JPEG) so truncated files are caught, not just headers."""
+    with Image.open(path) as img:
+        img.draft("RGB", (64, 64))
+        w, h = ImageOps.exif_transpose(img).size if img.format == "JPEG" else img.size
+        img.load()
+        return w, h
+
+
+def check(root: str | Path) -> Report:
+    layout = discover(root)
+    report = Report(layout)
+    seen: dict[str, list[str]] = defaultdict(list)
+    for name, domain in layout.domains.items():
+        readable = 0
+        lo, hi = (10**9, 10**9), (0, 0)
+        for split, files in domain.splits.items():
+            for f in files:
+                try:
+                    w, h = _probe(f)
+                except Exception as exc:  # noqa: BLE001 - any decoder failure means "unreadable"
+                    report.corrupt.append(f"{f}: {str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__}")
+                    continue
+                if split == "train":
+                    readable += 1
+                    seen[f.name].append(name)
+                lo, hi = min(lo, (w, h), key=lambda s: s[0] * s[1]), max(hi, (w, h), key=lambda s: s[0] * s[1])
+        if hi != (0, 0):
+            report.sizes[name] = (lo, hi)
+        if readable == 0:
+            report.errors.append(f"domain '{name}' has no readable training images")
+        elif readable < MIN_IMAGES:
+            report.warnings.append(f"domain '{name}' has only {readable} training images (< {MIN_IMAGES})")
+    if len(layout.domains) < 2:
+        report.errors.append(f"need at least two domains, found {len(layout.domains)}")
+    dups = {n: ds for n, ds in seen.items() if len(set(ds)) > 1}
+    if dups:
+        example = next(iter(dups))
+        report.warnings.append(f"{len(dups)} training file name(s) appear in several domains (e.g. {example} in {', '.join(sorted(set(dups[example])))}): copied by mistake?")
+    return report
+
+
+def format_report(r: Report) -> list[str]:
+    lines = [f"layout: {r.layout.kind}", f"root: {r.layout.root}", "domains:"]
+    for name, counts in r.layout.counts().items():
+        split_text = ", ".join(f"{s} {n}" for s, n in counts.items())
+        size = r.sizes.get(name)
+        size_text = f"  sizes {size[0][0]}x{size[0][1]} .. {size[1][0]}x{size[1][1]}" if size else ""
+        lines.append(f"  {name:<16} {split_text}{size_text}")
+    shown = r.corrupt[:10]
+    lines += [f"corrupt: {c}" for c in shown]
+    if len(r.corrupt) > 10:
+        lines.append(f"corrupt: ... and {len(r.corrupt) - 10} more ({len(r.corrupt)} in all)")
+    lines += [f"warning: {w}" for w in r.warnings]
+    lines += [f"problem: {e}" for e in r.errors]
+    lines.append("ok: ready to train" if r.ok else "not ready: training would fail")
+    return lines
+
+
+def require_ok(r: Report) -> None:
+    if not r.ok:
+        raise UserError(r.errors[0])
