@@ -101,6 +101,31 @@ def add_domain(run, domains, config_file, overrides, existing_data, max_iters, d
         click.echo(f"added {names} to {result.run} (step {result.step}/{result.total_iters})")
 
 
+@cli.command("eval")
+@click.option("--run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
+@click.option("--domains", "domains_dir", required=True, type=click.Path(), help="Dataset folder with the evaluation split.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for eval.json and one example grid per pair.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Also write the report to this JSON file.")
+@click.option("--fid", is_flag=True, help="Also compute FID/KID (needs combogan[metrics] and Inception weights).")
+@click.option("--feature-weights", type=click.Path(dir_okay=False, exists=True), help="Inception weights file for FID/KID (offline).")
+@click.option("--max-images", type=click.IntRange(min=1), help="At most this many images per domain.")
+@click.option("--device", default="auto", type=DEVICE, show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_images, device, quiet) -> None:
+    """Score every domain pair: L1/PSNR/SSIM vs ground truth and baselines, cycle L1, FID/KID."""
+    from .evaluate import evaluate, format_table
+
+    feature = feature_weights if feature_weights else (2048 if fid else None)
+    report = evaluate(run, domains_dir, split, out, device, feature, max_images, progress=not quiet)
+    for line in format_table(report):
+        click.echo(line)
+    if json_file:
+        from . import atomic
+
+        atomic.write_json(Path(json_file), report)
+
+
 @cli.command()
 @click.argument("run", required=False, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the info as JSON.")
