@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, rundir
+from . import checkpoint, distributed, rundir
 from .config import Config
 from .config import apply as apply_config
 from .config import load_yaml, parse_set
@@ -109,7 +109,10 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     for n in old:
         samples.setdefault(n, layout.domains[n].files("test") or old_files[n])
 
-    dev = resolve_device(device)
+    ddp = distributed.from_env(device)
+    dev = resolve_device(distributed.device_for(ddp, device))
+    world = ddp.world_size if ddp else 1
+    quiet = quiet or (ddp is not None and not ddp.is_main)
     registry = DomainRegistry(arch, cfg.train, dev)
     for name in old:
         registry.add(name, with_optimizers=False)
@@ -124,7 +127,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
         for name in domains:
             registry.add(name, seed=cfg.train.seed + len(names_in_run))
 
-    schedule = Schedule.for_domains([len(f) for f in new_files.values()], cfg.data.batch_size, cfg.train.epochs_per_domain,
+    schedule = Schedule.for_domains([len(f) for f in new_files.values()], cfg.data.batch_size * world, cfg.train.epochs_per_domain,
                                     cfg.train.epochs, cfg.train.decay_fraction)
     if resume:
         offset = int(pending["offset"])
@@ -145,7 +148,8 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     stop = schedule.total_iters if max_iters is None else min(max_iters, schedule.total_iters)
     pairs = PairSampler(list(domains), cfg.train.seed + offset, anchors=old)
     files = {**new_files, **old_files}
-    return Session(run_path, cfg, registry, files, samples, pairs, schedule, start, max(start, stop), manifest, index, quiet, offset=offset)
+    return Session(run_path, cfg, registry, files, samples, pairs, schedule, start, max(start, stop), manifest, index, quiet,
+                   offset=offset, dist=ddp)
 
 
 def add_domains(run: str | Path | None, domains: dict[str, Path], config_file: str | None = None, overrides: list[str] | tuple[str, ...] = (),
@@ -156,7 +160,7 @@ def add_domains(run: str | Path | None, domains: dict[str, Path], config_file: s
     if not resume:
         torch.manual_seed(session.cfg.train.seed + session.offset)
     result = session.run_loop()
-    if result.step - session.offset >= session.schedule.total_iters:
+    if session.is_main and result.step - session.offset >= session.schedule.total_iters:
         session.manifest.pop("adding", None)  # finished: the new domains are ordinary members now
         rundir.write_manifest(session.run, session.manifest)
     return result

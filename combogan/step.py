@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import LossConfig
+from .distributed import Dist
 from .losses import discriminator_loss, gan_loss, l1
 from .registry import Domain, DomainRegistry
 
@@ -35,6 +36,19 @@ class StepOptions:
 
     autocast_dtype: torch.dtype | None = None  # e.g. torch.bfloat16 on CUDA
     check_finite: bool = True
+    dist: Dist | None = None  # under torchrun: average the updated gradients over ranks
+
+
+def _finite(loss: torch.Tensor, options: StepOptions) -> bool:
+    if not options.check_finite:
+        return True
+    ok = bool(torch.isfinite(loss))
+    # Every rank must take the same branch, or the next all-reduce would wait forever.
+    return options.dist.all_true(ok, loss.device) if options.dist is not None else ok
+
+
+def _params(opts: list[torch.optim.Optimizer]) -> list[torch.nn.Parameter]:
+    return [p for opt in opts for group in opt.param_groups for p in group["params"]]
 
 
 def _requires_grad(domains: tuple[Domain, ...], flag: bool) -> None:
@@ -94,7 +108,7 @@ def train_step(
             terms[f"latent/{a.name}"] = loss.lambda_latent * l1(z_fake_b, z_a.detach())
             terms[f"latent/{b.name}"] = loss.lambda_latent * l1(z_fake_a, z_b.detach())
     g_total = sum(terms.values())
-    if options.check_finite and not torch.isfinite(g_total):
+    if not _finite(g_total, options):
         _requires_grad((a, b), True)
         return {"skipped": torch.ones(())}
 
@@ -102,6 +116,8 @@ def train_step(
     for opt in gen_opts:
         opt.zero_grad(set_to_none=True)
     g_total.backward()
+    if options.dist is not None:
+        options.dist.average_grads(_params(gen_opts))
     for opt in gen_opts:
         opt.step()
 
@@ -115,11 +131,13 @@ def train_step(
             pooled = d.pool.query(fake.detach())
             d_terms[f"D/{d.name}"] = discriminator_loss(d.discriminator(real), d.discriminator(pooled), mode)
     d_total = sum(d_terms.values()) if d_terms else None
-    if d_total is not None and not (options.check_finite and not torch.isfinite(d_total)):
+    if d_total is not None and _finite(d_total, options):
         dis_opts = _optimizers((a, b), "dis_opt")
         for opt in dis_opts:
             opt.zero_grad(set_to_none=True)
         d_total.backward()
+        if options.dist is not None:
+            options.dist.average_grads(_params(dis_opts))
         for opt in dis_opts:
             opt.step()
 

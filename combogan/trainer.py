@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
-from . import atomic, checkpoint, rundir
+from . import atomic, checkpoint, distributed, rundir
 from .config import Config
 from .data import EMPTY_DOMAIN, DomainImages, StepBatches, fixed_samples, make_loader
 from .device import resolve_device
+from .distributed import Dist
 from .errors import UserError
 from .layouts import Layout, discover, require_trainable
 from .logger import MetricLogger, save_grid
@@ -82,6 +83,11 @@ class Session:
     previous: checkpoint.CheckpointIndex | None
     quiet: bool = False
     offset: int = 0  # global step of local step 0 (add-domain continues the run's count)
+    dist: Dist | None = None  # set under torchrun; only rank 0 writes files
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist is None or self.dist.is_main
 
     def run_loop(self) -> TrainResult:
         return _loop(self)
@@ -142,18 +148,19 @@ def _loop(s: Session) -> TrainResult:
     cfg, reg = s.cfg, s.registry
     names = list(s.files)
     dataset = DomainImages([s.files[n] for n in names], cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache)
-    batches = StepBatches(s.pairs, names, [len(s.files[n]) for n in names], cfg.data.batch_size, s.start, s.stop, cfg.train.seed)
+    rank, world = (s.dist.rank, s.dist.world_size) if s.dist else (0, 1)
+    batches = StepBatches(s.pairs, names, [len(s.files[n]) for n in names], cfg.data.batch_size, s.start, s.stop, cfg.train.seed, rank, world)
     loader = make_loader(dataset, batches, cfg.data.num_workers, reg.device)
-    samples = {n: _grid_sample(s, n) for n in s.samples}
-    logger = MetricLogger(s.run / "tb")
-    options = StepOptions()
+    samples = {n: _grid_sample(s, n) for n in s.samples} if s.is_main else {}
+    logger = MetricLogger(s.run / "tb" if s.is_main else None)
+    options = StepOptions(dist=s.dist)
     b = cfg.data.batch_size
     bad_steps, step, elapsed = 0, s.start, 0.0
     wait = busy = 0.0
     window_start, window_step = time.perf_counter(), s.start
     from tqdm import tqdm
 
-    bar = tqdm(total=s.stop, initial=s.start, desc="train", unit="it", disable=s.quiet, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=s.stop, initial=s.start, desc="train", unit="it", disable=s.quiet or not s.is_main, file=sys.stderr, dynamic_ncols=True)
     reg.train()
     result = TrainResult(s.run, s.offset + s.start, s.offset + s.schedule.total_iters)
     with _StopFlag() as stop_flag:
@@ -187,20 +194,25 @@ def _loop(s: Session) -> TrainResult:
                 elapsed += now - window_start
                 window_start, window_step, wait, busy = now, step, 0.0, 0.0
                 bar.set_postfix({k: f"{v:.3f}" for k, v in logger.summary().items()}, refresh=False)
-            if step % cfg.train.sample_every == 0 or step == s.stop:
+            stopping = stop_flag.signal is not None
+            if s.dist is not None:  # all ranks stop at the same step, or the others would hang
+                stopping = s.dist.any_true(stopping, reg.device)
+            if s.is_main and (step % cfg.train.sample_every == 0 or step == s.stop):
                 grid = save_grid(sample_grid(reg, samples), s.run / "samples" / f"step_{s.offset + step:09d}.png")
                 logger.image("samples", grid, s.offset + step)
-            if step % cfg.train.checkpoint_every == 0 or step == s.stop or stop_flag.signal is not None:
+            if s.is_main and (step % cfg.train.checkpoint_every == 0 or step == s.stop or stopping):
                 _save(s, step, bad_steps, elapsed)
             bar.update(1)
-            if stop_flag.signal is not None:
+            if stopping:
                 result.interrupted = True
                 break
             tick = time.perf_counter()
     bar.close()
     logger.close()
-    if s.previous is None or s.previous.step != s.offset + step:  # e.g. nothing left to do on resume
+    if s.is_main and (s.previous is None or s.previous.step != s.offset + step):  # e.g. nothing left to do on resume
         _save(s, step, bad_steps, elapsed)
+    if s.dist is not None:
+        s.dist.barrier()
     result.step, result.metrics = s.offset + step, logger.last
     return result
 
@@ -242,12 +254,16 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
     layout: Layout = discover(domains_dir)
     require_trainable(layout)
     run_path = Path(run) if run is not None else rundir.default_run_for(Path(domains_dir))
-    dev = resolve_device(device)
+    ddp = distributed.from_env(device)
+    dev = resolve_device(distributed.device_for(ddp, device))
+    world = ddp.world_size if ddp else 1
+    quiet = quiet or (ddp is not None and not ddp.is_main)
     names = layout.names
     files = {n: layout.domains[n].files("train") for n in names}
     samples = {n: (layout.domains[n].files("test") or files[n]) for n in names}
     counts = [len(files[n]) for n in names]
-    schedule = Schedule.for_domains(counts, cfg.data.batch_size, cfg.train.epochs_per_domain, cfg.train.epochs, cfg.train.decay_fraction)
+    # An epoch is a pass over the whole dataset by all ranks together (global batch = world x batch).
+    schedule = Schedule.for_domains(counts, cfg.data.batch_size * world, cfg.train.epochs_per_domain, cfg.train.epochs, cfg.train.decay_fraction)
     if max_iters is not None and max_iters < 0:
         raise UserError("--max-iters must be >= 0")
     stop = schedule.total_iters if max_iters is None else min(max_iters, schedule.total_iters)
@@ -286,15 +302,20 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
     if start > stop and not quiet:
         print(f"note: the run is already at step {start}, past --max-iters {stop}", file=sys.stderr)
     return Session(run_path, cfg, registry, files, samples, PairSampler(names, cfg.train.seed), schedule, start, max(start, stop),
-                   manifest, previous, quiet)
+                   manifest, previous, quiet, dist=ddp)
 
 
 def train(domains_dir: str | Path, cfg: Config, run: str | Path | None = None, device: str = "auto",
           max_iters: int | None = None, resume: bool = False, quiet: bool = False) -> TrainResult:
     """Train (or resume) a ComboGAN run on every domain of `domains_dir`."""
     session = prepare(domains_dir, cfg, run, device, max_iters, resume, quiet)
-    session.run.mkdir(parents=True, exist_ok=True)
+    if session.is_main:
+        try:
+            session.run.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create run directory {session.run}: {exc.strerror or exc}") from None
+        if not resume:
+            rundir.write_config(session.run, cfg)
     if not resume:
-        rundir.write_config(session.run, cfg)
         torch.manual_seed(cfg.train.seed)
     return session.run_loop()

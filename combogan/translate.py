@@ -151,6 +151,8 @@ def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
         if path.is_dir():
             found += [(f, f.relative_to(path)) for f in list_images(path)]
         elif path.is_file():
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise UserError(f"not an image file: {item} (supported: {', '.join(sorted(IMAGE_EXTENSIONS))})")
             found.append((path, Path(path.name)))
         else:
             matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
@@ -201,9 +203,9 @@ def _same_size_batches(files: list[tuple[Path, Path]], batch_size: int, skipped:
 
 
 def _save(img: torch.Tensor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     pil = TF.to_pil_image(img)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() in (".jpg", ".jpeg"):
             pil.save(path, quality=95)
         else:
