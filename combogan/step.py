@@ -47,8 +47,15 @@ def _finite(loss: torch.Tensor, options: StepOptions) -> bool:
     return options.dist.all_true(ok, loss.device) if options.dist is not None else ok
 
 
-def _params(opts: list[torch.optim.Optimizer]) -> list[torch.nn.Parameter]:
-    return [p for opt in opts for group in opt.param_groups for p in group["params"]]
+def _update(opts: list[torch.optim.Optimizer], loss: torch.Tensor, options: StepOptions) -> None:
+    """Backward, average over ranks (torchrun), step: only the given optimizers' parameters move."""
+    for opt in opts:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if options.dist is not None:
+        options.dist.average_grads([p for opt in opts for group in opt.param_groups for p in group["params"]])
+    for opt in opts:
+        opt.step()
 
 
 def _requires_grad(domains: tuple[Domain, ...], flag: bool) -> None:
@@ -112,14 +119,7 @@ def train_step(
         _requires_grad((a, b), True)
         return {"skipped": torch.ones(())}
 
-    gen_opts = _optimizers((a, b), "gen_opt")
-    for opt in gen_opts:
-        opt.zero_grad(set_to_none=True)
-    g_total.backward()
-    if options.dist is not None:
-        options.dist.average_grads(_params(gen_opts))
-    for opt in gen_opts:
-        opt.step()
+    _update(_optimizers((a, b), "gen_opt"), g_total, options)
 
     # ---- discriminators: real vs pooled fake ------------------------------------------------
     _requires_grad((a, b), True)
@@ -132,14 +132,7 @@ def train_step(
             d_terms[f"D/{d.name}"] = discriminator_loss(d.discriminator(real), d.discriminator(pooled), mode)
     d_total = sum(d_terms.values()) if d_terms else None
     if d_total is not None and _finite(d_total, options):
-        dis_opts = _optimizers((a, b), "dis_opt")
-        for opt in dis_opts:
-            opt.zero_grad(set_to_none=True)
-        d_total.backward()
-        if options.dist is not None:
-            options.dist.average_grads(_params(dis_opts))
-        for opt in dis_opts:
-            opt.step()
+        _update(_optimizers((a, b), "dis_opt"), d_total, options)
 
     out = {k: v.detach() for k, v in {**terms, **d_terms}.items()}
     out["G_total"] = g_total.detach()
