@@ -15,6 +15,12 @@ from .errors import UserError
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
+def _say(message: str, err: bool = False) -> None:
+    """Print once per job: under torchrun only rank 0 speaks."""
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(message, err=err)
+
+
 def _config_options(f):
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set model.ngf=32 (repeatable).")(f)
     f = click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file (see configs/).")(f)
@@ -37,7 +43,7 @@ def cli() -> None:
 @cli.command()
 @click.option("--domains", "domains_dir", required=True, type=click.Path(), help="Dataset folder: one subfolder per domain (or train/<domain>/, …).")
 @_config_options
-@click.option("--run", "run", type=click.Path(), help="Run directory [default: runs/<dataset folder name>].")
+@click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: runs/<dataset folder name>].")
 @click.option("--max-iters", type=int, help="Stop at this iteration (the lr schedule still follows the full length).")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--seed", type=int, help="Shortcut for --set train.seed=N.")
@@ -51,15 +57,15 @@ def train(domains_dir, config_file, overrides, run, max_iters, device, seed, res
     cfg = config_mod.load(config_file, overrides)
     result = train_run(domains_dir, cfg, run=run, device=device, max_iters=max_iters, resume=resume, quiet=quiet)
     if result.interrupted:
-        click.echo(f"stopped at step {result.step}; checkpoint saved in {result.run}. Resume with: "
-                   f"combogan train --domains {domains_dir} --run {result.run} --resume", err=True)
+        _say(f"stopped at step {result.step}; checkpoint saved in {result.run}. Resume with: "
+             f"combogan train --domains {domains_dir} --run {result.run} --resume", err=True)
     else:
-        click.echo(f"trained to step {result.step}/{result.total_iters}; run saved in {result.run}")
+        _say(f"trained to step {result.step}/{result.total_iters}; run saved in {result.run}")
 
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
+@click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
 @click.option("--from", "source", required=True, help="Domain of the inputs.")
 @click.option("--to", "targets", required=True, multiple=True, help="Target domain (repeatable), or 'all'.")
 @click.option("--out", required=True, type=click.Path(), help="Output folder (one subfolder per target when several).")
@@ -80,7 +86,7 @@ def translate(inputs, run, source, targets, out, grid, batch_size, device, overw
 
 
 @cli.command("add-domain")
-@click.option("--run", type=click.Path(), help="Run to grow [default: most recently updated under runs/].")
+@click.option("--run", "--run-dir", "run", type=click.Path(), help="Run to grow [default: most recently updated under runs/].")
 @click.option("--domain", "domains", multiple=True, required=True, metavar="NAME=DIR", help="New domain and its image folder (repeatable).")
 @_config_options
 @click.option("--data", "existing_data", type=click.Path(), help="Images of the existing domains [default: the run's dataset folder].")
@@ -95,14 +101,14 @@ def add_domain(run, domains, config_file, overrides, existing_data, max_iters, d
     result = add_domains(run, parse_domain_args(list(domains)), config_file, list(overrides), existing_data, device, max_iters, resume, quiet)
     names = ", ".join(parse_domain_args(list(domains)))
     if result.interrupted:
-        click.echo(f"stopped at step {result.step}; resume with: combogan add-domain --run {result.run} "
-                   + " ".join(f"--domain {d}" for d in domains) + " --resume", err=True)
+        _say(f"stopped at step {result.step}; resume with: combogan add-domain --run {result.run} "
+             + " ".join(f"--domain {d}" for d in domains) + " --resume", err=True)
     else:
-        click.echo(f"added {names} to {result.run} (step {result.step}/{result.total_iters})")
+        _say(f"added {names} to {result.run} (step {result.step}/{result.total_iters})")
 
 
 @cli.command("eval")
-@click.option("--run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
+@click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
 @click.option("--domains", "domains_dir", required=True, type=click.Path(), help="Dataset folder with the evaluation split.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for eval.json and one example grid per pair.")
@@ -144,7 +150,8 @@ def info(run, as_json) -> None:
     for d in data["domains"]:
         p = d["parameters"]
         added = f", added by {d['added_by']}" + (f" at step {d['added_at_step']}" if "added_at_step" in d else "")
-        click.echo(f"  {d['name']:<16} images {d['images']}  encoder {p['encoder']:,}  decoder {p['decoder']:,}  discriminator {p['discriminator']:,}{added}")
+        images = ", ".join(f"{k} {v}" for k, v in d["images"].items())
+        click.echo(f"  {d['name']:<16} images: {images}  encoder {p['encoder']:,}  decoder {p['decoder']:,}  discriminator {p['discriminator']:,}{added}")
     click.echo(f"latest checkpoint: {data.get('latest')}")
     click.echo("config:")
     for section, values in data["config"].items():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +102,6 @@ def _suggest(key: str, options: list[str]) -> str:
 
 
 def _coerce(key: str, value: Any, typ: type) -> Any:
-    if isinstance(typ, types.UnionType):  # pragma: no cover - no optional fields today
-        typ = typing.get_args(typ)[0]
     if typ is bool:
         if isinstance(value, bool):
             return value

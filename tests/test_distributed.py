@@ -76,3 +76,27 @@ def test_torchrun_two_processes(seasons, tmp_path):
     ranks = _torchrun(seasons, tmp_path / "ddp", out, 6, resume=True)
     assert ranks[0]["digest"] == ranks[1]["digest"] and ranks[0]["step"] == 6
     assert checkpoint.latest(tmp_path / "ddp").step == 6
+
+
+def test_torchrun_add_domain_keeps_frozen_files(seasons, tmp_path):
+    import hashlib
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / split).mkdir()
+        for season in ("summer", "winter", "autumn"):
+            (data / split / season).symlink_to(seasons / split / season, target_is_directory=True)
+    (data / "domains.yaml").write_text("exclude: [autumn]\n")
+    run = tmp_path / "run"
+    train(data, tiny_config("data.batch_size=1"), run=run, device="cpu", max_iters=2, quiet=True)
+    old = checkpoint.latest(run)
+    digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in old.path.iterdir()}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "combogan",
+           "add-domain", "--run-dir", str(run), "--domain", f"autumn={seasons / 'train' / 'autumn'}", "--max-iters", "3", "--device", "cpu", "-q"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("added autumn") == 1  # rank 0 alone reports
+    assert checkpoint.latest(run).step == 5
+    assert digests == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in old.path.iterdir()}
