@@ -16,10 +16,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, distributed, rundir
-from .config import Config
-from .config import apply as apply_config
-from .config import load_yaml, parse_set
-from .device import resolve_device
+from . import config as config_mod
 from .errors import UserError
 from .layouts import discover, list_images
 from .registry import DomainRegistry
@@ -54,21 +51,12 @@ def parse_domain_args(items: list[str]) -> dict[str, Path]:
     return out
 
 
-def _config(run: Path, config_file: str | None, overrides: list[str]) -> Config:
-    cfg = rundir.read_config(run)
-    if config_file:
-        cfg = apply_config(cfg, load_yaml(config_file), source=config_file)
-    if overrides:
-        cfg = apply_config(cfg, parse_set(overrides), source="--set")
-    return cfg
-
-
 def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str | None = None, overrides: list[str] | tuple[str, ...] = (),
             existing_data: str | Path | None = None, device: str = "auto", max_iters: int | None = None,
             resume: bool = False, quiet: bool = False) -> Session:
     run_path = rundir.resolve(run, announce=not quiet)
     manifest = rundir.read_manifest(run_path)
-    cfg = _config(run_path, config_file, list(overrides))
+    cfg = config_mod.load(config_file, overrides, base=rundir.read_config(run_path))
     index = checkpoint.latest(run_path)
     if index is None:
         raise UserError(f"run {run_path} has no complete checkpoint to grow from")
@@ -109,9 +97,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     for n in old:
         samples.setdefault(n, layout.domains[n].files("test") or old_files[n])
 
-    ddp = distributed.from_env(device)
-    dev = resolve_device(distributed.device_for(ddp, device))
-    world = ddp.world_size if ddp else 1
+    ddp, dev, world = distributed.join(device)
     quiet = quiet or (ddp is not None and not ddp.is_main)
     registry = DomainRegistry(arch, cfg.train, dev)
     for name in old:

@@ -48,6 +48,7 @@ class CheckpointIndex:
     step: int
     domains: dict[str, dict[str, str]]  # name -> {"nets": relpath, "state": relpath} (relative to the run)
     trainer: str
+    arch: dict[str, Any]  # the architecture the weights were trained with
 
     def file(self, run: Path, name: str, kind: str) -> Path:
         return run / self.domains[name][kind]
@@ -76,7 +77,7 @@ def save(run: Path, registry, step: int, trainer_state: dict[str, Any], previous
     atomic.save_torch(folder / "trainer.pt", {"format": "combogan-trainer", "version": FORMAT_VERSION, "step": step, **trainer_state})
     index = {"format": "combogan-checkpoint", "version": FORMAT_VERSION, "step": step, "arch": arch, "domains": entries, "trainer": str((folder / "trainer.pt").relative_to(run))}
     atomic.write_json(folder / "index.json", index)  # last: its presence marks the checkpoint complete
-    return CheckpointIndex(folder, step, entries, index["trainer"])
+    return CheckpointIndex(folder, step, entries, index["trainer"], arch)
 
 
 def read_index(run: Path, folder: Path) -> CheckpointIndex:
@@ -87,10 +88,10 @@ def read_index(run: Path, folder: Path) -> CheckpointIndex:
             raise ValueError("not a combogan checkpoint index")
         if data.get("version", 0) > FORMAT_VERSION:
             raise UserError(f"{path} was written by a newer combogan (format {data['version']}); upgrade to load it")
-        index = CheckpointIndex(folder, int(data["step"]), {k: dict(v) for k, v in data["domains"].items()}, str(data["trainer"]))
+        index = CheckpointIndex(folder, int(data["step"]), {k: dict(v) for k, v in data["domains"].items()}, str(data["trainer"]), dict(data["arch"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise UserError(f"checkpoint index {path} is missing or damaged") from None
-    for name, files in index.domains.items():
+    for files in index.domains.values():
         for kind in ("nets", "state"):
             if not (run / files[kind]).is_file():
                 raise UserError(f"checkpoint {folder.name} is incomplete: {files[kind]} is missing")
@@ -141,9 +142,8 @@ def prune(run: Path, keep: int) -> None:
 
 
 def load_arch(run: Path, index: CheckpointIndex) -> ModelConfig:
-    data = json.loads((index.path / "index.json").read_text())
     try:
-        return ModelConfig(**data["arch"])
+        return ModelConfig(**index.arch)
     except TypeError:
         raise UserError(f"checkpoint {index.path.name} has an architecture this version does not understand") from None
 

@@ -182,9 +182,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data or {}
 
 
-def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults <- YAML file <- --set overrides."""
-    cfg = Config()
+def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), base: Config | None = None) -> Config:
+    """base (default: the defaults) <- YAML file <- --set overrides."""
+    cfg = base or Config()
     if path is not None:
         cfg = apply(cfg, load_yaml(path), source=str(path))
     if overrides:

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
@@ -136,15 +136,15 @@ class DomainImages(Dataset):
     def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, str]:
         """(image in [-1, 1], note). The note lists skipped unreadable files, one per line, so the
         main process can report them even when they were found inside a worker; it is
-        EMPTY_DOMAIN + the domain index when none of the domain's files can be read."""
+        EMPTY_DOMAIN when none of the domain's files can be read."""
         d, i, seed = key
         img, bad = self._image(d, i)
         if img is None:
-            return torch.zeros(3, self.crop_size, self.crop_size), f"{EMPTY_DOMAIN}{d}"
+            return torch.zeros(3, self.crop_size, self.crop_size), EMPTY_DOMAIN
         return to_model_range(random_crop_flip(img, self.crop_size, self.flip, seed)), "\n".join(bad)
 
 
-EMPTY_DOMAIN = "!empty:"
+EMPTY_DOMAIN = "!empty"
 
 
 def _stream_index(seed: int, domain: int, n: int, position: int) -> int:

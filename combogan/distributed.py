@@ -73,8 +73,12 @@ def from_env(device_name: str = "auto") -> Dist | None:
     return Dist(rank, world, local)
 
 
-def device_for(d: Dist | None, device_name: str) -> str:
-    """Under torchrun each process takes its own GPU (cuda:LOCAL_RANK)."""
+def join(device_name: str = "auto") -> tuple[Dist | None, torch.device, int]:
+    """(process group or None, this process's device, world size). Under torchrun each
+    process takes its own GPU (cuda:LOCAL_RANK)."""
+    from .device import resolve_device
+
+    d = from_env(device_name)
     if d is not None and device_name in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{d.local_rank}"
-    return device_name
+        device_name = f"cuda:{d.local_rank}"
+    return d, resolve_device(device_name), d.world_size if d else 1

@@ -20,7 +20,6 @@ import torch
 from . import atomic, checkpoint, distributed, rundir
 from .config import Config
 from .data import EMPTY_DOMAIN, DomainImages, StepBatches, fixed_samples, make_loader
-from .device import resolve_device
 from .distributed import Dist
 from .errors import UserError
 from .layouts import Layout, discover, require_trainable
@@ -141,7 +140,7 @@ def _grid_sample(s: Session, name: str) -> torch.Tensor:
         x = fixed_samples(files, s.cfg.data.crop_size, s.cfg.data.load_size, 1)
         if x is not None:
             return x.to(s.registry.device)
-    raise UserError(f"domain '{name}' has no readable images left (all {len(s.files[name])} files failed to decode)")
+    raise _no_readable_images(s, name)
 
 
 def _loop(s: Session) -> TrainResult:
@@ -170,7 +169,7 @@ def _loop(s: Session) -> TrainResult:
             wait += got - tick
             pair = s.pairs.pair(step)
             if any(notes):
-                _report_skipped(s, notes, names)
+                _report_skipped(s, notes, pair, b)
             batch = batch.to(reg.device, non_blocking=True)
             reg.set_lr(cfg.train.lr * s.schedule.lr_factor(step), pair)
             metrics = train_step(reg, pair, batch[:b], batch[b:], cfg.loss, options)
@@ -217,15 +216,19 @@ def _loop(s: Session) -> TrainResult:
     return result
 
 
-def _report_skipped(s: Session, notes: list[str], names: list[str]) -> None:
-    """Warn once per unreadable file (a summary after 10) and count them in the manifest."""
+def _no_readable_images(s: Session, name: str) -> UserError:
+    return UserError(f"domain '{name}' has no readable images left (all {len(s.files[name])} files failed to decode)")
+
+
+def _report_skipped(s: Session, notes: list[str], pair: tuple[str, str], batch_size: int) -> None:
+    """Warn once per unreadable file (a summary after 10) and count them in the manifest.
+    The first batch_size notes come from the pair's first domain, the rest from its second."""
     skipped = s.manifest.setdefault("skipped_files", {})
-    for note in notes:
+    for i, note in enumerate(notes):
+        name = pair[0] if i < batch_size else pair[1]
         if note.startswith(EMPTY_DOMAIN):
-            name = names[int(note[len(EMPTY_DOMAIN):])]
-            raise UserError(f"domain '{name}' has no readable images left (all {len(s.files[name])} files failed to decode)")
+            raise _no_readable_images(s, name)
         for path in filter(None, note.split("\n")):
-            name = next((n for n in names if any(str(f) == path for f in s.files[n])), "?")
             if path in skipped.setdefault(name, []):
                 continue
             skipped[name].append(path)
@@ -254,9 +257,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
     layout: Layout = discover(domains_dir)
     require_trainable(layout)
     run_path = Path(run) if run is not None else rundir.default_run_for(Path(domains_dir))
-    ddp = distributed.from_env(device)
-    dev = resolve_device(distributed.device_for(ddp, device))
-    world = ddp.world_size if ddp else 1
+    ddp, dev, world = distributed.join(device)
     quiet = quiet or (ddp is not None and not ddp.is_main)
     names = layout.names
     files = {n: layout.domains[n].files("train") for n in names}

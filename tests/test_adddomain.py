@@ -9,7 +9,7 @@ from combogan.cli import main
 from combogan.errors import UserError
 from combogan.trainer import train
 from combogan.translate import Translator
-from conftest import TINY_SET, tiny_config
+from conftest import tiny_config
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 
 from combogan import checkpoint
 from combogan.data import StepBatches
