@@ -17,6 +17,7 @@ import torch
 
 from . import checkpoint, distributed, rundir
 from . import config as config_mod
+from . import perf as perfmod
 from .errors import UserError
 from .layouts import discover, list_images
 from .registry import DomainRegistry
@@ -98,6 +99,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
         samples.setdefault(n, layout.domains[n].files("test") or old_files[n])
 
     ddp, dev, world = distributed.join(device)
+    perf_plan = perfmod.plan(cfg.perf, arch, dev)
     quiet = quiet or (ddp is not None and not ddp.is_main)
     registry = DomainRegistry(arch, cfg.train, dev)
     for name in old:
@@ -135,7 +137,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     pairs = PairSampler(list(domains), cfg.train.seed + offset, anchors=old)
     files = {**new_files, **old_files}
     return Session(run_path, cfg, registry, files, samples, pairs, schedule, start, max(start, stop), manifest, index, quiet,
-                   offset=offset, dist=ddp)
+                   offset=offset, dist=ddp, perf=perf_plan)
 
 
 def add_domains(run: str | Path | None, domains: dict[str, Path], config_file: str | None = None, overrides: list[str] | tuple[str, ...] = (),

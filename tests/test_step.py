@@ -53,6 +53,9 @@ def test_n2_combogan_equals_reference_cyclegan(float64):
     G_A = nn.Sequential(copy.deepcopy(a.encoder), copy.deepcopy(b.decoder))
     G_B = nn.Sequential(copy.deepcopy(b.encoder), copy.deepcopy(a.decoder))
     D_A, D_B = copy.deepcopy(b.discriminator), copy.deepcopy(a.discriminator)
+    # Plain Adam on both sides: fused Adam differs in the last bits, which Adam magnifies on the
+    # conv biases before InstanceNorm (their true gradient is 0, so only rounding noise is left).
+    reg.use_fused_adam(False)
     opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
     pool_A, pool_B = copy.deepcopy(a.pool), copy.deepcopy(b.pool)

@@ -1,29 +1,56 @@
 """Time the real training step (combogan.step.train_step, the code path `train` uses).
 
-    python tools/bench_train.py --crop 256 --domains 4 --batch 1 8 --device cuda
-    python tools/bench_train.py --config configs/demo.yaml --compare-eager    # CPU, side by side
+    python tools/bench_train.py --config configs/demo.yaml                 # CPU: eager vs auto, side by side
+    python tools/bench_train.py --crop 256 --domains 2 4 8 --batch 1 8 --variants eager auto bf16+compile
+    python tools/bench_train.py --config configs/demo.yaml --data data/seasons   # with the real data path
 
-Prints one JSON line per setting: ms/iter (median of timed windows), images/s (2 x batch
-images enter each step), peak memory, model FLOPs per iteration (torch.utils.flop_counter) and
-the achieved TFLOP/s. Inputs are synthetic tensors, so data loading is excluded (data-wait is
-measured by `train` itself and logged to TensorBoard as perf/data_wait_fraction).
+A variant is 'eager' (plain fp32 NCHW, everything in `perf` off), 'auto' (the config's perf
+section, whose 'auto' picks per device), or '+'-joined switches turned on over eager:
+overlap, compile, bf16, channels_last, fused (Adam). Each variant gets its own identically initialised
+registry; timed windows are interleaved across variants (A B A B ...), so a slow patch of a
+shared machine hits all of them alike. Prints one JSON line per setting and variant: ms/iter
+(median over windows), images/s (2 x batch images enter each step), speedup over the first
+variant, peak memory, data-wait fraction (with --data; synthetic tensors otherwise), model
+FLOPs per iteration (torch.utils.flop_counter) and the achieved TFLOP/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from combogan.config import load
+from combogan import perf
+from combogan.config import Config, PerfConfig, load
+from combogan.data import DomainImages, StepBatches, make_loader
+from combogan.layouts import discover
 from combogan.registry import DomainRegistry
 from combogan.sampler import PairSampler
 from combogan.step import StepOptions, train_step
+
+SWITCHES = {"overlap": {"overlap": "on"}, "compile": {"compile": "on"}, "bf16": {"precision": "bf16"},
+            "channels_last": {"channels_last": "on"}, "fused": {"fused_adam": "on"}}
+EAGER = PerfConfig(overlap="off", compile="off", precision="fp32", channels_last="off", fused_adam="off")
+
+
+def variant_perf(name: str, cfg: Config) -> PerfConfig:
+    if name == "eager":
+        return EAGER
+    if name == "auto":
+        return cfg.perf
+    fields: dict[str, str] = {}
+    for switch in name.split("+"):
+        if switch not in SWITCHES:
+            raise SystemExit(f"error: unknown variant part '{switch}' (use eager, auto or {'+'.join(SWITCHES)})")
+        fields.update(SWITCHES[switch])
+    return dataclasses.replace(EAGER, **fields)
 
 
 def _sync(device: torch.device) -> None:
@@ -31,80 +58,146 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench(cfg, n_domains: int, batch: int, crop: int, device: torch.device, options: StepOptions,
-          channels_last: bool, warmup: int, windows: int, window_iters: int) -> dict:
+class SyntheticBatches:
+    """Random tensors already on the device: measures the step alone."""
+
+    def __init__(self, names: list[str], batch: int, crop: int, device: torch.device, fmt: torch.memory_format):
+        self.data = {n: (torch.rand(batch, 3, crop, crop, device=device) * 2 - 1).contiguous(memory_format=fmt) for n in names}
+
+    def get(self, pair: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor, float]:
+        return self.data[pair[0]], self.data[pair[1]], 0.0
+
+
+class LoaderBatches:
+    """The training data path (decode, crop, flip, workers, pinned copies), endlessly."""
+
+    def __init__(self, root: Path, cfg: Config, pairs: PairSampler, names: list[str], device: torch.device, fmt: torch.memory_format):
+        layout = discover(root)
+        files = [layout.domains[n].files("train") for n in layout.names]
+        if len(layout.names) < len(names):
+            raise SystemExit(f"error: {root} has {len(layout.names)} domains, fewer than --domains {len(names)}")
+        files = files[: len(names)]
+        dataset = DomainImages(files, cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache)
+        batches = StepBatches(pairs, names, [len(f) for f in files], cfg.data.batch_size, 0, 10**9, cfg.train.seed)
+        self.it = iter(make_loader(dataset, batches, cfg.data.num_workers, device))
+        self.b, self.device, self.fmt = cfg.data.batch_size, device, fmt
+
+    def get(self, pair: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor, float]:
+        t = time.perf_counter()
+        batch, _ = next(self.it)
+        batch = batch.to(self.device, non_blocking=True, memory_format=self.fmt)
+        return batch[: self.b], batch[self.b :], time.perf_counter() - t
+
+
+class Variant:
+    def __init__(self, name: str, cfg: Config, names: list[str], batch: int, crop: int, device: torch.device, data: Path | None):
+        self.name = name
+        self.plan = perf.plan(variant_perf(name, cfg), cfg.model, device)
+        torch.manual_seed(0)
+        self.registry = DomainRegistry(cfg.model, cfg.train, device)
+        for n in names:
+            self.registry.add(n)
+        perf.apply(self.plan, self.registry)
+        self.options = perf.step_options(self.plan)
+        self.pairs = PairSampler(names, seed=0)
+        fmt = self.plan.memory_format
+        self.batches = LoaderBatches(data, cfg, self.pairs, names, device, fmt) if data else SyntheticBatches(names, batch, crop, device, fmt)
+        self.step, self.times, self.waits, self.peak = 0, [], [], 0.0
+        self.loss_cfg, self.device = cfg.loss, device
+
+    def run(self, iters: int) -> None:
+        wait = 0.0
+        for _ in range(iters):
+            pair = self.pairs.pair(self.step)
+            a, b, w = self.batches.get(pair)
+            wait += w
+            train_step(self.registry, pair, a, b, self.loss_cfg, self.options)
+            self.step += 1
+        self.waits.append(wait)
+
+    def timed(self, iters: int) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        _sync(self.device)
+        t = time.perf_counter()
+        self.run(iters)
+        _sync(self.device)
+        elapsed = time.perf_counter() - t
+        self.times.append(elapsed / iters)
+        self.waits[-1] /= elapsed
+        if self.device.type == "cuda":
+            self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device) / 2**20)
+
+
+def count_flops(cfg: Config, names: list[str], batch: int, crop: int, device: torch.device) -> int:
+    """FLOPs of one eager fp32 step (every variant does the same math; counting modes are
+    thread-local, so an overlapped step would be under-counted)."""
     torch.manual_seed(0)
     reg = DomainRegistry(cfg.model, cfg.train, device)
-    names = [f"d{i}" for i in range(n_domains)]
-    for n in names:
+    for n in names[:2]:
         reg.add(n)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        reg.to(memory_format=torch.channels_last)
-    data = {n: (torch.rand(batch, 3, crop, crop, device=device) * 2 - 1).contiguous(memory_format=fmt) for n in names}
-    pairs = PairSampler(names, seed=0)
-    step = 0
-
-    def one():
-        nonlocal step
-        a, b = pairs.pair(step)
-        out = train_step(reg, (a, b), data[a], data[b], cfg.loss, options)
-        step += 1
-        return out
-
-    for _ in range(warmup):
-        one()
+    x = torch.rand(batch, 3, crop, crop, device=device) * 2 - 1
     with FlopCounterMode(display=False) as counter:
-        one()
-    flops = counter.get_total_flops()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(windows):
-        _sync(device)
+        train_step(reg, (names[0], names[1]), x, x.clone(), cfg.loss, StepOptions())
+    return counter.get_total_flops()
+
+
+def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: int, device: torch.device, data: Path | None,
+          warmup: int, windows: int, window_iters: int) -> list[dict]:
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=batch, crop_size=crop, load_size=max(crop, cfg.data.load_size)))
+    names = [f"d{i}" for i in range(n_domains)]
+    flops = count_flops(cfg, names, batch, crop, device)
+    runs = [Variant(v, cfg, names, batch, crop, device, data) for v in variants]
+    setup = {}
+    for r in runs:
         t = time.perf_counter()
-        for _ in range(window_iters):
-            one()
-        _sync(device)
-        times.append((time.perf_counter() - t) / window_iters)
-    ms = statistics.median(times) * 1000
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
-    return {"device": str(device), "crop": crop, "domains": n_domains, "batch": batch, "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks,
-            "precision": str(options.autocast_dtype or "fp32").replace("torch.", ""), "channels_last": channels_last,
-            "ms_per_iter": round(ms, 2), "images_per_s": round(2 * batch / (ms / 1000), 1),
-            "peak_mem_mib": round(peak, 1), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss",
-            "gflop_per_iter": round(flops / 1e9, 2), "achieved_tflops": round(flops / (ms / 1000) / 1e12, 3),
-            "threads": torch.get_num_threads()}
+        r.run(warmup)  # compiles, autotunes, fills pools and caches
+        setup[r.name] = time.perf_counter() - t
+    for _ in range(windows):
+        for r in runs:
+            r.timed(window_iters)
+    base = statistics.median(runs[0].times)
+    out = []
+    for r in runs:
+        sec = statistics.median(r.times)
+        peak = r.peak if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out.append({
+            "variant": r.name, "perf": r.plan.describe(), "device": str(device), "crop": crop, "domains": n_domains, "batch": batch,
+            "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks, "data": str(data) if data else "synthetic",
+            "ms_per_iter": round(sec * 1000, 2), "ms_min": round(min(r.times) * 1000, 2), "images_per_s": round(2 * batch / sec, 1),
+            f"speedup_vs_{runs[0].name}": round(base / sec, 3),
+            "peak_mem_mib": round(peak, 1), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss (all variants)",
+            "data_wait_fraction": round(statistics.median(r.waits), 4), "warmup_s": round(setup[r.name], 1),
+            "gflop_per_iter": round(flops / 1e9, 2), "achieved_tflops": round(flops / sec / 1e12, 3),
+            "threads": torch.get_num_threads(), "windows": windows, "window_iters": window_iters,
+        })
+    for r in runs:
+        if r.options.overlap is not None:
+            r.options.overlap.close()
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="YAML config (architecture); default: paper settings")
+    p.add_argument("--config", help="YAML config (architecture, perf); default: paper settings")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--crop", type=int, help="crop size (default: the config's data.crop_size)")
     p.add_argument("--domains", type=int, nargs="+", default=[4])
     p.add_argument("--batch", type=int, nargs="+", help="default: the config's data.batch_size")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compare-eager", action="store_true", help="also run plain fp32 NCHW eager, side by side")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--windows", type=int, default=3)
-    p.add_argument("--window-iters", type=int, default=5)
+    p.add_argument("--variants", nargs="+", default=["eager", "auto"], help="first one is the speedup baseline")
+    p.add_argument("--data", type=Path, help="a domains folder: time the real data path too (else synthetic tensors)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--windows", type=int, default=7)
+    p.add_argument("--window-iters", type=int, default=4)
     args = p.parse_args()
     cfg = load(args.config, args.overrides)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    crop = args.crop or cfg.data.crop_size
-    dtype = torch.bfloat16 if args.precision == "bf16" else None
-    variants = [(StepOptions(autocast_dtype=dtype), args.channels_last)]
-    if args.compare_eager and (dtype is not None or args.channels_last):
-        variants.append((StepOptions(), False))
     for n in args.domains:
         for batch in args.batch or [cfg.data.batch_size]:
-            for options, cl in variants:
-                print(json.dumps(bench(cfg, n, batch, crop, device, options, cl, args.warmup, args.windows, args.window_iters)), flush=True)
+            for row in bench(cfg, args.variants, n, batch, args.crop or cfg.data.crop_size, device, args.data,
+                             args.warmup, args.windows, args.window_iters):
+                print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from combogan import perf
 from combogan.config import load
 from combogan.domains.alps_seasons import synthesize
 from combogan.evaluate import evaluate
@@ -48,6 +49,7 @@ def main() -> None:
     m = report["mean"]
     print(json.dumps({
         "iters": result.step, "wall_s": round(wall, 1), "device": str(torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))),
+        "perf": perf.plan(cfg.perf, cfg.model, torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))).describe(),
         "threads": torch.get_num_threads(), "size": args.size, "config": args.config, "overrides": args.overrides,
         "l1": {k: round(m[k]["l1"], 4) for k in ("model", "identity", "histogram")},
         "psnr": {k: round(m[k]["psnr"], 2) for k in ("model", "identity", "histogram")},

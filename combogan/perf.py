@@ -1,0 +1,121 @@
+"""Turn the `perf` config section into concrete settings for one device, and apply them.
+
+'auto' picks what docs/BENCHMARKS.md measured to be fastest at equal quality:
+- CPU: overlap the two halves (when there are >= 2 intra-op threads), fused Adam, fp32, NCHW,
+  no compile.
+  bf16 autocast ran ~10x slower on an AVX2 CPU without bf16 units; channels_last was slower in
+  eager; compiling takes about a minute on 2 cores (ask for it with perf.compile=on on long runs).
+- CUDA: cudnn.benchmark and fused Adam on; everything else stays off until it has been measured on a GPU with
+  this code (none was available when these defaults were set).
+Explicit on/off always wins, unless the setting cannot work here (then a UserError says why).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .config import ModelConfig, PerfConfig
+from .distributed import Dist
+from .errors import UserError
+from .overlap import Overlap
+from .registry import DomainRegistry
+from .step import StepOptions
+
+
+@dataclass(frozen=True)
+class PerfPlan:
+    overlap: bool
+    compile: bool
+    precision: str  # fp32 | bf16
+    channels_last: bool
+    fused_adam: bool
+    cudnn_benchmark: bool
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def describe(self) -> str:
+        return (f"overlap {'on' if self.overlap else 'off'}, compile {'on' if self.compile else 'off'}, {self.precision}, "
+                f"{'channels_last' if self.channels_last else 'NCHW'}, {'fused' if self.fused_adam else 'default'} Adam")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _overlap_blocker(model: ModelConfig, device: torch.device) -> str | None:
+    if device.type != "cpu":
+        return "it runs the halves on CPU threads (not implemented for CUDA streams)"
+    if model.norm != "instance":
+        # BatchNorm updates running statistics in forward; two threads would race on them.
+        return "model.norm=batch updates running statistics in forward, which the two halves would race on"
+    if model.dropout > 0:
+        # Dropout draws from the global RNG; the interleaving would make runs unrepeatable.
+        return "model.dropout > 0 draws from the shared random generator, making runs unrepeatable"
+    return None
+
+
+def _compile_blocker(device: torch.device) -> str | None:
+    if device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
+        return "torch.compile on CPU needs a C++ compiler (g++ or $CXX) on PATH"
+    if device.type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "torch.compile on CUDA needs triton (pip install triton)"
+    return None
+
+
+def _choose(key: str, value: str, auto: bool, blocker: str | None) -> bool:
+    if value == "off":
+        return False
+    if value == "on":
+        if blocker:
+            raise UserError(f"perf.{key}=on cannot be used here: {blocker}")
+        return True
+    return auto and blocker is None
+
+
+def plan(perf: PerfConfig, model: ModelConfig, device: torch.device) -> PerfPlan:
+    """Resolve every 'auto' for `device`; explicit settings that cannot work raise UserError."""
+    cpu = device.type == "cpu"
+    precision = perf.precision if perf.precision != "auto" else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError("perf.precision=bf16 needs a GPU with bfloat16 support (Ampere or newer)")
+    return PerfPlan(
+        overlap=_choose("overlap", perf.overlap, cpu and torch.get_num_threads() >= 2, _overlap_blocker(model, device)),
+        compile=_choose("compile", perf.compile, False, _compile_blocker(device)),
+        precision=precision,
+        channels_last=_choose("channels_last", perf.channels_last, False, None),
+        fused_adam=_choose("fused_adam", perf.fused_adam, True, None),
+        cudnn_benchmark=perf.cudnn_benchmark and device.type == "cuda",
+    )
+
+
+def apply(p: PerfPlan, registry: DomainRegistry) -> None:
+    """Set up the registry's networks for `p` (memory format, compilation) and global backends."""
+    if p.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    registry.use_fused_adam(p.fused_adam)
+    if p.channels_last:
+        registry.to(memory_format=torch.channels_last)
+    if p.compile:
+        if registry.device.type == "cpu":
+            # Inductor would switch convs to channels_last on CPU; oneDNN's NHWC backward is slower
+            # for these layers, and keeping NCHW measured ~15% faster (docs/BENCHMARKS.md).
+            import torch._inductor.config as inductor_config
+
+            inductor_config.layout_optimization = False
+        for name in registry.names:
+            d = registry[name]
+            for net in (d.encoder, d.decoder, d.discriminator):
+                net.compile()  # in place: state_dict keys stay the same
+
+
+def step_options(p: PerfPlan, dist: Dist | None = None) -> StepOptions:
+    return StepOptions(autocast_dtype=torch.bfloat16 if p.precision == "bf16" else None, dist=dist,
+                       overlap=Overlap() if p.overlap else None)

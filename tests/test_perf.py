@@ -1,0 +1,245 @@
+"""combogan.perf and combogan.overlap: every speed switch computes the same step as plain eager."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import threading
+import time
+
+import pytest
+import torch
+
+from combogan import perf
+from combogan.config import LossConfig, ModelConfig, PerfConfig, TrainConfig
+from combogan.errors import UserError
+from combogan.overlap import Overlap, sequential
+from combogan.registry import DomainRegistry
+from combogan.step import StepOptions, train_step
+from conftest import tiny_model
+
+CPU = torch.device("cpu")
+EAGER = PerfConfig(overlap="off", compile="off", precision="fp32", channels_last="off", fused_adam="off")
+
+
+def make_registry(model: ModelConfig | None = None, names=("a", "b", "c"), pool_size: int = 2) -> DomainRegistry:
+    torch.manual_seed(0)
+    reg = DomainRegistry(model or tiny_model(), TrainConfig(pool_size=pool_size))
+    for n in names:
+        reg.add(n)
+    return reg
+
+
+def batches(steps: int, batch: int = 2, size: int = 32):
+    g = torch.Generator().manual_seed(3)
+    pairs = [("a", "b"), ("c", "a"), ("b", "c")]
+    for step in range(steps):
+        yield pairs[step % 3], torch.rand(batch, 3, size, size, generator=g) * 2 - 1, torch.rand(batch, 3, size, size, generator=g) * 2 - 1
+
+
+def run_steps(reg: DomainRegistry, options: StepOptions, steps: int = 4, loss: LossConfig = LossConfig(), fmt=torch.contiguous_format):
+    """Losses and, after each step, the gradients that step applied (they stay in .grad)."""
+    history = []
+    for pair, x, y in batches(steps):
+        out = train_step(reg, pair, x.contiguous(memory_format=fmt), y.contiguous(memory_format=fmt), loss, options)
+        grads = {n: p.grad.clone() for n, p in reg.named_parameters() if p.grad is not None}
+        history.append(({k: v.item() for k, v in out.items()}, grads))
+    return history
+
+
+def assert_same_run(h1, h2, reg1, reg2, rtol, atol):
+    """Same losses at every step, the same gradients at the first step, close weights at the end.
+
+    Gradients are compared at step 0 only: later, rounding differences have passed through Adam,
+    which turns the conv biases before InstanceNorm (true gradient 0, so pure rounding noise)
+    into lr-sized steps, and a GAN amplifies such perturbations. For the same reason the final
+    weights get a margin of 2 x lr per step, the most Adam can move a weight.
+    """
+    for (l1, _), (l2, _) in zip(h1, h2, strict=True):
+        assert l1.keys() == l2.keys()
+        for k in l1:
+            assert l1[k] == pytest.approx(l2[k], rel=rtol, abs=atol), k
+    (_, g1), (_, g2) = h1[0], h2[0]
+    assert g1.keys() == g2.keys()
+    scale = max(g.abs().max().item() for g in g2.values())
+    for k in g1:
+        torch.testing.assert_close(g1[k], g2[k], rtol=rtol, atol=atol * scale, msg=lambda m, k=k: f"{k}: {m}")
+    margin = 2 * TrainConfig().lr * len(h1) if (rtol or atol) else 0
+    for (k1, p), (k2, q) in zip(reg1.state_dict().items(), reg2.state_dict().items(), strict=True):
+        assert k1 == k2
+        torch.testing.assert_close(p, q, rtol=rtol, atol=margin, msg=lambda m, k=k1: f"{k}: {m}")
+
+
+# ---- plan: what 'auto' means, and refusals ---------------------------------------------------
+def test_auto_plan_on_cpu():
+    torch.set_num_threads(2)
+    p = perf.plan(PerfConfig(), ModelConfig(), CPU)
+    assert (p.overlap, p.compile, p.precision, p.channels_last, p.fused_adam, p.cudnn_benchmark) == (True, False, "fp32", False, True, False)
+    torch.set_num_threads(1)  # one core: nothing to overlap onto
+    assert not perf.plan(PerfConfig(), ModelConfig(), CPU).overlap
+    torch.set_num_threads(2)
+    assert perf.plan(EAGER, ModelConfig(), CPU).describe() == "overlap off, compile off, fp32, NCHW, default Adam"
+
+
+@pytest.mark.parametrize("model, why", [
+    (ModelConfig(norm="batch"), "running statistics"),
+    (ModelConfig(dropout=0.5), "random generator"),
+])
+def test_overlap_refused_where_unsafe(model, why):
+    assert not perf.plan(PerfConfig(), model, CPU).overlap  # auto quietly stays sequential
+    with pytest.raises(UserError, match=why):
+        perf.plan(PerfConfig(overlap="on"), model, CPU)
+
+
+def test_overlap_is_cpu_only():
+    with pytest.raises(UserError, match="CUDA"):
+        perf.plan(PerfConfig(overlap="on"), ModelConfig(), torch.device("cuda"))
+
+
+def test_compile_needs_a_compiler(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    assert not perf.plan(PerfConfig(compile="auto"), ModelConfig(), CPU).compile
+    with pytest.raises(UserError, match="C\\+\\+ compiler"):
+        perf.plan(PerfConfig(compile="on"), ModelConfig(), CPU)
+
+
+# ---- overlap ---------------------------------------------------------------------------------
+def test_overlap_matches_sequential_and_is_repeatable():
+    loss = LossConfig(lambda_identity=0.5, lambda_latent=1.0)  # every term, both halves
+    ref, a, b = make_registry(), make_registry(), make_registry()
+    h_ref = run_steps(ref, StepOptions(), loss=loss)
+    overlap = Overlap(threads=2)
+    try:
+        h_a = run_steps(a, StepOptions(overlap=overlap), loss=loss)
+        h_b = run_steps(b, StepOptions(overlap=overlap), loss=loss)
+    finally:
+        overlap.close()
+    assert_same_run(h_a, h_ref, a, ref, rtol=1e-4, atol=1e-6)  # op-level rounding: 1 vs 2 threads
+    assert_same_run(h_a, h_b, a, b, rtol=0, atol=0)  # bit for bit: resume stays exact
+    assert torch.get_num_threads() == 2  # the workers' thread setting did not leak to the caller
+
+
+def test_overlap_with_a_frozen_domain_leaves_it_untouched():
+    ref, reg = make_registry(), make_registry()
+    for r in (ref, reg):
+        r.freeze("c")
+    frozen = copy.deepcopy(reg.nets_state("c"))
+    overlap = Overlap(threads=2)
+    try:
+        h = run_steps(reg, StepOptions(overlap=overlap), steps=3)
+    finally:
+        overlap.close()
+    h_ref = run_steps(ref, StepOptions(), steps=3)
+    assert all(torch.equal(frozen[k], v) for k, v in reg.nets_state("c").items())
+    assert "D/c" not in h[1][0] and "D/a" in h[1][0]
+    assert_same_run(h, h_ref, reg, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_overlap_skips_non_finite_steps_without_touching_anything():
+    reg = make_registry()
+    before = copy.deepcopy(reg.state_dict())
+    overlap = Overlap(threads=2)
+    try:
+        x = torch.full((2, 3, 32, 32), float("nan"))
+        out = train_step(reg, ("a", "b"), x, torch.zeros(2, 3, 32, 32), LossConfig(), StepOptions(overlap=overlap))
+    finally:
+        overlap.close()
+    assert "skipped" in out
+    assert all(torch.equal(before[k], v) for k, v in reg.state_dict().items())
+    assert all(p.grad is None for p in reg.parameters())  # the thrown-away gradients are gone
+
+
+def test_overlap_waits_for_both_halves_before_raising():
+    finished = threading.Event()
+
+    def fails():
+        raise RuntimeError("boom")
+
+    def slow():
+        time.sleep(0.2)
+        finished.set()
+
+    overlap = Overlap(threads=2)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            overlap(fails, slow)
+        assert finished.is_set()
+        assert overlap(lambda: 1, lambda: 2) == sequential(lambda: 1, lambda: 2) == (1, 2)
+    finally:
+        overlap.close()
+
+
+# ---- fused Adam, memory format, precision, compile --------------------------------------------
+def test_fused_adam_matches_default_adam():
+    ref, reg = make_registry(), make_registry()
+    ref.use_fused_adam(False)
+    reg.use_fused_adam(True)
+    assert all(g["fused"] for g in reg["a"].gen_opt.param_groups)
+    assert_same_run(run_steps(reg, StepOptions()), run_steps(ref, StepOptions()), reg, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_matches_eager():
+    ref, reg = make_registry(), make_registry()
+    p = perf.plan(PerfConfig(overlap="off", channels_last="on"), ModelConfig(), CPU)
+    perf.apply(p, reg)
+    assert reg["a"].encoder.net[1].weight.is_contiguous(memory_format=torch.channels_last)
+    h = run_steps(reg, perf.step_options(p), fmt=p.memory_format)
+    # Other oneDNN kernels (NHWC) sum in another order: a little more rounding than threads.
+    assert_same_run(h, run_steps(ref, StepOptions()), reg, ref, rtol=1e-3, atol=1e-5)
+
+
+def test_bf16_autocast_keeps_fp32_weights_and_losses():
+    ref, reg = make_registry(pool_size=0), make_registry(pool_size=0)
+    p = perf.plan(PerfConfig(overlap="on", precision="bf16"), ModelConfig(), CPU)
+    options = perf.step_options(p)
+    try:
+        out = train_step(reg, ("a", "b"), *next(batches(1))[1:], LossConfig(), options)
+    finally:
+        options.overlap.close()
+    want = train_step(ref, ("a", "b"), *next(batches(1))[1:], LossConfig(), StepOptions())
+    assert all(v.dtype == torch.float32 for v in out.values())
+    assert all(p.dtype == torch.float32 for p in reg.parameters())
+    for k in want:  # bf16 keeps ~3 significant digits
+        assert out[k].item() == pytest.approx(want[k].item(), rel=0.05), k
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compile_matches_eager():
+    model = ModelConfig(ngf=4, ndf=4, n_blocks=2)
+    ref, reg = make_registry(model), make_registry(model)
+    p = perf.plan(PerfConfig(overlap="off", compile="on"), model, CPU)
+    perf.apply(p, reg)
+    assert set(reg.state_dict()) == set(ref.state_dict())  # compiling in place keeps checkpoint keys
+    h = run_steps(reg, perf.step_options(p), steps=3)
+    assert_same_run(h, run_steps(ref, StepOptions(), steps=3), reg, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_plan_and_step_match_fp32():
+    dev = torch.device("cuda")
+    p = perf.plan(PerfConfig(precision="bf16"), ModelConfig(), dev)
+    assert p.cudnn_benchmark and not p.overlap
+    torch.manual_seed(0)
+    reg = DomainRegistry(tiny_model(), TrainConfig(pool_size=0), dev)
+    reg.add("a"), reg.add("b")
+    ref = copy.deepcopy(reg)
+    perf.apply(p, reg)
+    x, y = (torch.rand(2, 3, 32, 32, device=dev) * 2 - 1 for _ in range(2))
+    got = train_step(reg, ("a", "b"), x, y, LossConfig(), perf.step_options(p))
+    want = train_step(ref, ("a", "b"), x, y, LossConfig(), StepOptions())
+    for k in want:
+        assert got[k].item() == pytest.approx(want[k].item(), rel=0.05), k
+
+
+# ---- through `combogan train` ------------------------------------------------------------------
+def test_train_reports_its_perf_plan_and_resume_may_change_it(seasons, tmp_path, capsys):
+    from combogan.cli import main
+    from conftest import TINY_SET
+
+    args = ["train", "--domains", str(seasons), "--run", str(tmp_path / "run"), "--device", "cpu"]
+    args += [a for s in TINY_SET for a in ("--set", s)]
+    assert main(args + ["--max-iters", "2"]) == 0
+    assert "perf: overlap on, compile off, fp32, NCHW, fused Adam on cpu" in capsys.readouterr().err
+    assert main(args + ["--max-iters", "3", "--resume", "--set", "perf.overlap=off", "--set", "perf.fused_adam=off"]) == 0
+    err = capsys.readouterr().err
+    assert "changed settings: perf.overlap, perf.fused_adam" in err and "perf: overlap off" in err
