@@ -37,10 +37,14 @@ class Overlap:
     def __init__(self, threads: int | None = None):
         total = threads or torch.get_num_threads()
         self.threads_per_half = max(1, total // 2)
-        self._pool = cf.ThreadPoolExecutor(2, thread_name_prefix="combogan-half", initializer=torch.set_num_threads,
-                                           initargs=(self.threads_per_half,))
+        # Started on first use: the trainer's DataLoader forks its workers before the first step,
+        # and forking while other threads exist is best avoided.
+        self._pool: cf.ThreadPoolExecutor | None = None
 
     def __call__(self, first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+        if self._pool is None:
+            self._pool = cf.ThreadPoolExecutor(2, thread_name_prefix="combogan-half", initializer=torch.set_num_threads,
+                                               initargs=(self.threads_per_half,))
         futures = [self._pool.submit(first), self._pool.submit(second)]
         # Wait for both before raising: returning while the other half still runs backward
         # would let the next step race with it.
@@ -48,7 +52,9 @@ class Overlap:
         return futures[0].result(), futures[1].result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def __repr__(self) -> str:
         return f"Overlap(2 halves x {self.threads_per_half} threads)"

@@ -10,7 +10,7 @@ overlap, compile, bf16, channels_last, fused (Adam). Each variant gets its own i
 registry; timed windows are interleaved across variants (A B A B ...), so a slow patch of a
 shared machine hits all of them alike. Prints one JSON line per setting and variant: ms/iter
 (median over windows), images/s (2 x batch images enter each step), speedup over the first
-variant, peak memory, data-wait fraction (with --data; synthetic tensors otherwise), model
+variant, peak memory, the memory of weights + gradients + Adam state (grows with N), data-wait fraction (with --data; synthetic tensors otherwise), model
 FLOPs per iteration (torch.utils.flop_counter) and the achieved TFLOP/s.
 """
 
@@ -129,6 +129,15 @@ class Variant:
             self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device) / 2**20)
 
 
+def state_mib(reg: DomainRegistry) -> float:
+    """Weights, gradients and Adam moments of every domain: the part that grows with N."""
+    tensors = [t for t in reg.parameters()] + [p.grad for p in reg.parameters() if p.grad is not None]
+    for name in reg.trainable:
+        for opt in (reg[name].gen_opt, reg[name].dis_opt):
+            tensors += [v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
 def count_flops(cfg: Config, names: list[str], batch: int, crop: int, device: torch.device) -> int:
     """FLOPs of one eager fp32 step (every variant does the same math; counting modes are
     thread-local, so an overlapped step would be under-counted)."""
@@ -166,7 +175,7 @@ def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: in
             "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks, "data": str(data) if data else "synthetic",
             "ms_per_iter": round(sec * 1000, 2), "ms_min": round(min(r.times) * 1000, 2), "images_per_s": round(2 * batch / sec, 1),
             f"speedup_vs_{runs[0].name}": round(base / sec, 3),
-            "peak_mem_mib": round(peak, 1), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss (all variants)",
+            "peak_mem_mib": round(peak, 1), "model_state_mib": round(state_mib(r.registry), 2), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss (all variants)",
             "data_wait_fraction": round(statistics.median(r.waits), 4), "warmup_s": round(setup[r.name], 1),
             "gflop_per_iter": round(flops / 1e9, 2), "achieved_tflops": round(flops / sec / 1e12, 3),
             "threads": torch.get_num_threads(), "windows": windows, "window_iters": window_iters,
