@@ -2,11 +2,10 @@
 
 'auto' picks what docs/BENCHMARKS.md measured to be fastest at equal quality:
 - CPU: overlap the two halves (when there are >= 2 intra-op threads), fused Adam, fp32, NCHW,
-  no compile.
-  bf16 autocast ran ~10x slower on an AVX2 CPU without bf16 units; channels_last was slower in
-  eager; compiling takes about a minute on 2 cores (ask for it with perf.compile=on on long runs).
-- CUDA: cudnn.benchmark and fused Adam on; everything else stays off until it has been measured on a GPU with
-  this code (none was available when these defaults were set).
+  no compile. bf16 autocast ran ~10x slower on an AVX2 CPU without bf16 units; channels_last
+  was slower in eager; compiling takes about a minute on 2 cores (perf.compile=on for long runs).
+- CUDA: cudnn.benchmark and fused Adam on; everything else stays off until it has been
+  measured on a GPU with this code (none was available when these defaults were set).
 Explicit on/off always wins, unless the setting cannot work here (then a UserError says why).
 """
 
@@ -14,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -42,9 +41,6 @@ class PerfPlan:
     def describe(self) -> str:
         return (f"overlap {'on' if self.overlap else 'off'}, compile {'on' if self.compile else 'off'}, {self.precision}, "
                 f"{'channels_last' if self.channels_last else 'NCHW'}, {'fused' if self.fused_adam else 'default'} Adam")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _overlap_blocker(model: ModelConfig, device: torch.device) -> str | None:
