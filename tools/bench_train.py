@@ -5,13 +5,16 @@
     python tools/bench_train.py --config configs/demo.yaml --data data/seasons   # with the real data path
 
 A variant is 'eager' (plain fp32 NCHW, everything in `perf` off), 'auto' (the config's perf
-section, whose 'auto' picks per device), or '+'-joined switches turned on over eager:
-overlap, compile, bf16, channels_last, fused (Adam). Each variant gets its own identically initialised
-registry; timed windows are interleaved across variants (A B A B ...), so a slow patch of a
-shared machine hits all of them alike. Prints one JSON line per setting and variant: ms/iter
-(median over windows), images/s (2 x batch images enter each step), speedup over the first
-variant, peak memory, the memory of weights + gradients + Adam state (grows with N), data-wait fraction (with --data; synthetic tensors otherwise), model
-FLOPs per iteration (torch.utils.flop_counter) and the achieved TFLOP/s.
+section, whose 'auto' picks per device), or '+'-joined switches turned on over eager, or over
+auto when it starts with 'auto+': overlap, compile, bf16, channels_last, fused (Adam).
+
+Each variant gets its own identically initialised registry; timed windows are interleaved
+across variants (A B A B ...), so a slow patch of a shared machine hits all of them alike.
+Prints one JSON line per setting and variant: ms/iter (median over windows) and the fastest
+window, images/s (2 x batch images enter each step), speedup over the first variant, peak
+memory, the memory of weights + gradients + Adam state (grows with N), the data-wait fraction
+(with --data; synthetic tensors otherwise), model FLOPs per iteration
+(torch.utils.flop_counter), the achieved TFLOP/s and the warm-up time (compilation).
 """
 
 from __future__ import annotations
@@ -41,16 +44,16 @@ EAGER = PerfConfig(overlap="off", compile="off", precision="fp32", channels_last
 
 
 def variant_perf(name: str, cfg: Config) -> PerfConfig:
-    if name == "eager":
-        return EAGER
-    if name == "auto":
-        return cfg.perf
+    parts = name.split("+")
+    base = {"eager": EAGER, "auto": cfg.perf}.get(parts[0])
+    if base is not None:
+        parts = parts[1:]
     fields: dict[str, str] = {}
-    for switch in name.split("+"):
+    for switch in parts:
         if switch not in SWITCHES:
             raise SystemExit(f"error: unknown variant part '{switch}' (use eager, auto or {'+'.join(SWITCHES)})")
         fields.update(SWITCHES[switch])
-    return dataclasses.replace(EAGER, **fields)
+    return dataclasses.replace(base or EAGER, **fields)
 
 
 def _sync(device: torch.device) -> None:
