@@ -253,7 +253,7 @@ def _check_resume_config(saved: Config, cfg: Config) -> list[str]:
         diff = [f"model.{k}: {getattr(saved.model, k)} -> {getattr(cfg.model, k)}" for k in dataclasses.asdict(cfg.model) if getattr(saved.model, k) != getattr(cfg.model, k)]
         raise UserError(f"cannot resume: the run was trained with a different architecture ({'; '.join(diff)})")
     changed = []
-    for section in ("loss", "data", "train", "perf"):
+    for section in (f.name for f in dataclasses.fields(cfg) if f.name != "model"):  # every other section
         a, c = getattr(saved, section), getattr(cfg, section)
         changed += [f"{section}.{k}" for k in dataclasses.asdict(c) if getattr(a, k) != getattr(c, k)]
     return changed
