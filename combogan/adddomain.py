@@ -99,7 +99,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
         samples.setdefault(n, layout.domains[n].files("test") or old_files[n])
 
     ddp, dev, world = distributed.join(device)
-    perf_plan = perfmod.plan(cfg.perf, arch, dev)
+    perf_plan = perfmod.plan(cfg.perf, arch, dev, ddp is not None)
     quiet = quiet or (ddp is not None and not ddp.is_main)
     registry = DomainRegistry(arch, cfg.train, dev)
     for name in old:

@@ -77,6 +77,7 @@ class PerfConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights and losses stay fp32)
     channels_last: str = "auto"  # auto | on | off: NHWC memory format for weights and batches
     fused_adam: str = "auto"  # auto | on | off: fused Adam kernels (off: PyTorch's default Adam)
+    cuda_graphs: str = "auto"  # auto | on | off: capture each pair's step as CUDA graphs (one GPU)
     cudnn_benchmark: bool = True  # let cuDNN time its conv algorithms (CUDA)
 
 
@@ -238,7 +239,7 @@ def validate(cfg: Config) -> None:
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1"),
         (t.max_bad_steps >= 1, "train.max_bad_steps must be >= 1"),
         *[(getattr(pf, k) in ("auto", "on", "off"), f"perf.{k} must be auto, on or off, got '{getattr(pf, k)}'")
-          for k in ("overlap", "compile", "channels_last", "fused_adam")],
+          for k in ("overlap", "compile", "channels_last", "fused_adam", "cuda_graphs")],
         (pf.precision in ("auto", "fp32", "bf16"), f"perf.precision must be auto, fp32 or bf16, got '{pf.precision}'"),
     ]
     for ok, message in checks:

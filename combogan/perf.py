@@ -4,8 +4,9 @@
 - CPU: overlap the two halves (when there are >= 2 intra-op threads), fused Adam, fp32, NCHW,
   no compile. bf16 autocast ran ~10x slower on an AVX2 CPU without bf16 units; channels_last
   was slower in eager; compiling takes about a minute on 2 cores (perf.compile=on for long runs).
-- CUDA: cudnn.benchmark and fused Adam on; everything else stays off until it has been
-  measured on a GPU with this code (none was available when these defaults were set).
+- CUDA: cudnn.benchmark and fused Adam on; everything else (bf16, channels_last, compile,
+  CUDA graphs) stays off until it has been measured on a GPU with this code (none was
+  available when these defaults were set; docs/BENCHMARKS.md says how to measure).
 Explicit on/off always wins, unless the setting cannot work here (then a UserError says why).
 """
 
@@ -17,12 +18,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import ModelConfig, PerfConfig
+from .config import LossConfig, ModelConfig, PerfConfig
 from .distributed import Dist
 from .errors import UserError
 from .overlap import Overlap
 from .registry import DomainRegistry
-from .step import StepOptions
+from .graphs import GraphedStep
+from .step import StepOptions, train_step
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class PerfPlan:
     channels_last: bool
     fused_adam: bool
     cudnn_benchmark: bool
+    cuda_graphs: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -40,7 +43,8 @@ class PerfPlan:
 
     def describe(self) -> str:
         return (f"overlap {'on' if self.overlap else 'off'}, compile {'on' if self.compile else 'off'}, {self.precision}, "
-                f"{'channels_last' if self.channels_last else 'NCHW'}, {'fused' if self.fused_adam else 'default'} Adam")
+                f"{'channels_last' if self.channels_last else 'NCHW'}, {'fused' if self.fused_adam else 'default'} Adam"
+                + (", CUDA graphs" if self.cuda_graphs else ""))
 
 
 def _overlap_blocker(model: ModelConfig, device: torch.device) -> str | None:
@@ -66,6 +70,14 @@ def _compile_blocker(device: torch.device) -> str | None:
     return None
 
 
+def _graphs_blocker(device: torch.device, distributed: bool) -> str | None:
+    if device.type != "cuda":
+        return "CUDA graphs need a CUDA GPU"
+    if distributed:
+        return "the gradient all-reduce of torchrun runs is not captured; use one GPU per run"
+    return None
+
+
 def _choose(key: str, value: str, auto: bool, blocker: str | None) -> bool:
     if value == "off":
         return False
@@ -76,7 +88,7 @@ def _choose(key: str, value: str, auto: bool, blocker: str | None) -> bool:
     return auto and blocker is None
 
 
-def plan(perf: PerfConfig, model: ModelConfig, device: torch.device) -> PerfPlan:
+def plan(perf: PerfConfig, model: ModelConfig, device: torch.device, distributed: bool = False) -> PerfPlan:
     """Resolve every 'auto' for `device`; explicit settings that cannot work raise UserError."""
     cpu = device.type == "cpu"
     precision = perf.precision if perf.precision != "auto" else "fp32"
@@ -89,6 +101,7 @@ def plan(perf: PerfConfig, model: ModelConfig, device: torch.device) -> PerfPlan
         channels_last=_choose("channels_last", perf.channels_last, False, None),
         fused_adam=_choose("fused_adam", perf.fused_adam, True, None),
         cudnn_benchmark=perf.cudnn_benchmark and device.type == "cuda",
+        cuda_graphs=_choose("cuda_graphs", perf.cuda_graphs, False, _graphs_blocker(device, distributed)),
     )
 
 
@@ -115,3 +128,22 @@ def apply(p: PerfPlan, registry: DomainRegistry) -> None:
 def step_options(p: PerfPlan, dist: Dist | None = None) -> StepOptions:
     return StepOptions(autocast_dtype=torch.bfloat16 if p.precision == "bf16" else None, dist=dist,
                        overlap=Overlap() if p.overlap else None)
+
+
+class Stepper:
+    """The training step as `plan` wants it run: step(pair, real_a, real_b) -> losses by name.
+    Eager (combogan.step.train_step) or, with cuda_graphs, replayed graphs (combogan.graphs)."""
+
+    def __init__(self, p: PerfPlan, registry: DomainRegistry, loss: LossConfig, dist: Dist | None = None):
+        self.registry, self.loss = registry, loss
+        self.options = step_options(p, dist)
+        self.graphed = GraphedStep(registry, loss, self.options) if p.cuda_graphs else None
+
+    def __call__(self, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.graphed is not None:
+            return self.graphed(pair, real_a, real_b)
+        return train_step(self.registry, pair, real_a, real_b, self.loss, self.options)
+
+    def close(self) -> None:
+        if self.options.overlap is not None:
+            self.options.overlap.close()

@@ -51,6 +51,16 @@ def _stable_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:7], "little")
 
 
+def _portable(opt_state: dict) -> dict:
+    """A CUDA-graphed run keeps lr as a device tensor and capturable=True; save plain settings so
+    the checkpoint loads anywhere (the graphed step re-applies its own on the next run)."""
+    for group in opt_state["param_groups"]:  # state_dict() made fresh group dicts: safe to edit
+        if isinstance(group.get("lr"), torch.Tensor):
+            group["lr"] = float(group["lr"])
+        group["capturable"] = False
+    return opt_state
+
+
 class DomainRegistry(nn.Module):
     def __init__(self, arch: ModelConfig, train: TrainConfig | None = None, device: torch.device | str = "cpu"):
         super().__init__()
@@ -142,7 +152,10 @@ class DomainRegistry(nn.Module):
             for opt in (self._gen_opt.get(name), self._dis_opt.get(name)):
                 if opt is not None:
                     for group in opt.param_groups:
-                        group["lr"] = lr
+                        if isinstance(group["lr"], torch.Tensor):
+                            group["lr"].fill_(lr)  # in place: a captured CUDA graph reads this tensor
+                        else:
+                            group["lr"] = lr
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         return {
@@ -169,8 +182,8 @@ class DomainRegistry(nn.Module):
         """Optimizer states and image pool: everything a domain needs to resume exactly."""
         d = self[name]
         return {
-            "gen_opt": d.gen_opt.state_dict() if d.gen_opt else None,
-            "dis_opt": d.dis_opt.state_dict() if d.dis_opt else None,
+            "gen_opt": _portable(d.gen_opt.state_dict()) if d.gen_opt else None,
+            "dis_opt": _portable(d.dis_opt.state_dict()) if d.dis_opt else None,
             "pool": d.pool.state_dict(),
         }
 

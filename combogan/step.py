@@ -46,9 +46,12 @@ class StepOptions:
     check_finite: bool = True
     dist: Dist | None = None  # under torchrun: average the updated gradients over ranks
     overlap: Overlap | None = None  # run the A and B halves concurrently (CPU threads)
+    # Zero gradients in place instead of freeing them: CUDA graphs (combogan.graphs) keep the
+    # addresses they captured, so a gradient tensor must never be replaced.
+    keep_grads: bool = False
 
 
-def _finite(loss: torch.Tensor, options: StepOptions) -> bool:
+def finite(loss: torch.Tensor, options: StepOptions) -> bool:
     if not options.check_finite:
         return True
     ok = bool(torch.isfinite(loss))
@@ -56,12 +59,12 @@ def _finite(loss: torch.Tensor, options: StepOptions) -> bool:
     return options.dist.all_true(ok, loss.device) if options.dist is not None else ok
 
 
-def _zero_grad(opts: list[torch.optim.Optimizer]) -> None:
+def _zero_grad(opts: list[torch.optim.Optimizer], options: StepOptions) -> None:
     for opt in opts:
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=not options.keep_grads)
 
 
-def _step(opts: list[torch.optim.Optimizer], options: StepOptions) -> None:
+def apply_updates(opts: list[torch.optim.Optimizer], options: StepOptions) -> None:
     """Average over ranks (torchrun), then step: only the given optimizers' parameters move."""
     if options.dist is not None:
         options.dist.average_grads([p for opt in opts for group in opt.param_groups for p in group["params"]])
@@ -88,10 +91,12 @@ def _requires_grad(domains: tuple[Domain, ...], flag: bool) -> None:
 def _autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    # Autocast's cast cache must be off while a CUDA graph is being captured (torch.cuda.graphs).
+    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=not capturing)
 
 
-def _optimizers(domains: tuple[Domain, ...], attr: str) -> list[torch.optim.Optimizer]:
+def optimizers(domains: tuple[Domain, ...], attr: str) -> list[torch.optim.Optimizer]:
     return [getattr(d, attr) for d in domains if not d.frozen and getattr(d, attr) is not None]
 
 
@@ -126,6 +131,47 @@ def critic_loss(d: Domain, real: torch.Tensor, pooled_fake: torch.Tensor, mode: 
         return discriminator_loss(d.discriminator(real), d.discriminator(pooled_fake), mode)
 
 
+@dataclass
+class GeneratorPass:
+    """What both generator halves produced: loss terms by name, their sum, and the two fakes."""
+
+    terms: dict[str, torch.Tensor]
+    total: torch.Tensor
+    fake_b: torch.Tensor  # made from the A batch, judged by D_B
+    fake_a: torch.Tensor
+
+
+def generator_pass(a: Domain, b: Domain, real_a: torch.Tensor, real_b: torch.Tensor, loss: LossConfig,
+                   options: StepOptions = StepOptions()) -> GeneratorPass:
+    """Forward and backward of both halves (A->B->A and B->A->B); no zeroing, no update.
+
+    The critics take no gradient here: they judge the fakes, they are not trained by L_G.
+    """
+    both, amp = options.overlap or sequential, options.autocast_dtype
+
+    def side(src: Domain, dst: Domain, real: torch.Tensor):
+        terms, fake = generator_half(src, dst, real, loss, amp)
+        return sum(terms.values()), (terms, fake)
+
+    _requires_grad((a, b), False)
+    try:
+        (loss_a, (terms_a, fake_b)), (loss_b, (terms_b, fake_a)) = both(_with_backward(lambda: side(a, b, real_a)),
+                                                                        _with_backward(lambda: side(b, a, real_b)))
+    finally:
+        _requires_grad((a, b), True)
+    terms = {k: v.detach() for k, v in {**terms_a, **terms_b}.items()}
+    return GeneratorPass(terms, loss_a + loss_b, fake_b.detach(), fake_a.detach())
+
+
+def critics_pass(critics: list[tuple[Domain, torch.Tensor, torch.Tensor]], mode: str,
+                 options: StepOptions = StepOptions()) -> dict[str, torch.Tensor]:
+    """Forward and backward of each (critic, real, pooled fake): 'D/<name>' -> its loss."""
+    jobs = [_with_backward(lambda c=c: (critic_loss(*c, mode, options.autocast_dtype), None)) for c in critics]
+    both = options.overlap or sequential
+    losses = [l for l, _ in (both(*jobs) if len(jobs) == 2 else [job() for job in jobs])]
+    return {f"D/{d.name}": value for (d, _, _), value in zip(critics, losses)}
+
+
 def train_step(
     registry: DomainRegistry,
     pair: tuple[str, str],
@@ -141,41 +187,30 @@ def train_step(
     A step whose loss is not finite updates nothing and returns {'skipped': 1}.
     """
     a, b = registry[pair[0]], registry[pair[1]]
-    both = options.overlap or sequential
-    amp = options.autocast_dtype
+    g_opts, d_opts = optimizers((a, b), "gen_opt"), optimizers((a, b), "dis_opt")
 
     # ---- generators (encoders + decoders): the A side and the B side, each forward+backward --
-    # Backward runs before the finiteness check so that each half is one job for `both`; a
+    # Backward runs before the finiteness check so that each half is one job for `overlap`; a
     # non-finite step then only throws its gradients away.
-    g_opts, d_opts = _optimizers((a, b), "gen_opt"), _optimizers((a, b), "dis_opt")
-    _requires_grad((a, b), False)
-    _zero_grad(g_opts)
-
-    def side(src: Domain, dst: Domain, real: torch.Tensor):
-        terms, fake = generator_half(src, dst, real, loss, amp)
-        return sum(terms.values()), (terms, fake)
-
-    (loss_a, (terms_a, fake_b)), (loss_b, (terms_b, fake_a)) = both(_with_backward(lambda: side(a, b, real_a)),
-                                                                    _with_backward(lambda: side(b, a, real_b)))
-    g_total = loss_a + loss_b
-    _requires_grad((a, b), True)
-    if not _finite(g_total, options):
-        _zero_grad(g_opts)
+    _zero_grad(g_opts, options)
+    g = generator_pass(a, b, real_a, real_b, loss, options)
+    if not finite(g.total, options):
+        _zero_grad(g_opts, options)
         return {"skipped": torch.ones(())}
-    _step(g_opts, options)
+    apply_updates(g_opts, options)
 
     # ---- discriminators: real vs pooled fake, each forward+backward -------------------------
-    critics = [(d, real, d.pool.query(fake.detach())) for d, real, fake in ((b, real_b, fake_b), (a, real_a, fake_a)) if not d.frozen]
-    jobs = [_with_backward(lambda c=c: (critic_loss(*c, loss.gan_mode, amp), None)) for c in critics]
-    _zero_grad(d_opts)
-    d_losses = [l for l, _ in (both(*jobs) if len(jobs) == 2 else [job() for job in jobs])]
-    d_terms = {f"D/{d.name}": value for (d, _, _), value in zip(critics, d_losses)}
-    if d_losses:
-        if _finite(sum(d_losses), options):
-            _step(d_opts, options)
+    _zero_grad(d_opts, options)
+    d_terms = critics_pass(pooled_critics(a, b, real_a, real_b, g), loss.gan_mode, options)
+    if d_terms:
+        if finite(sum(d_terms.values()), options):
+            apply_updates(d_opts, options)
         else:
-            _zero_grad(d_opts)
+            _zero_grad(d_opts, options)
+    return {**g.terms, **d_terms, "G_total": g.total.detach()}
 
-    out = {k: v.detach() for k, v in {**terms_a, **terms_b, **d_terms}.items()}
-    out["G_total"] = g_total.detach()
-    return out
+
+def pooled_critics(a: Domain, b: Domain, real_a: torch.Tensor, real_b: torch.Tensor,
+                   g: GeneratorPass) -> list[tuple[Domain, torch.Tensor, torch.Tensor]]:
+    """(critic, real, fake from its history pool) for each trainable critic; D_B's pool draws first."""
+    return [(d, real, d.pool.query(fake)) for d, real, fake in ((b, real_b, g.fake_b), (a, real_a, g.fake_a)) if not d.frozen]

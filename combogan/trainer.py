@@ -28,7 +28,6 @@ from .logger import MetricLogger, save_grid
 from .registry import DomainRegistry
 from .sampler import PairSampler
 from .schedule import Schedule
-from .step import train_step
 from .translate import translate_tensor
 
 
@@ -154,9 +153,9 @@ def _loop(s: Session) -> TrainResult:
     loader = make_loader(dataset, batches, cfg.data.num_workers, reg.device)
     samples = {n: _grid_sample(s, n) for n in s.samples} if s.is_main else {}
     logger = MetricLogger(s.run / "tb" if s.is_main else None)
-    plan = s.perf or perfmod.plan(cfg.perf, cfg.model, reg.device)
+    plan = s.perf or perfmod.plan(cfg.perf, cfg.model, reg.device, s.dist is not None)
     perfmod.apply(plan, reg)
-    options = perfmod.step_options(plan, s.dist)
+    step_fn = perfmod.Stepper(plan, reg, cfg.loss, s.dist)
     if not s.quiet:
         print(f"perf: {plan.describe()} on {reg.device}", file=sys.stderr)
     b = cfg.data.batch_size
@@ -178,7 +177,7 @@ def _loop(s: Session) -> TrainResult:
                 _report_skipped(s, notes, pair, b)
             batch = batch.to(reg.device, non_blocking=True, memory_format=plan.memory_format)
             reg.set_lr(cfg.train.lr * s.schedule.lr_factor(step), pair)
-            metrics = train_step(reg, pair, batch[:b], batch[b:], cfg.loss, options)
+            metrics = step_fn(pair, batch[:b], batch[b:])
             if "skipped" in metrics:
                 bad_steps += 1
                 logger.add({"train/skipped_steps": metrics["skipped"]})
@@ -214,8 +213,7 @@ def _loop(s: Session) -> TrainResult:
             tick = time.perf_counter()
     bar.close()
     logger.close()
-    if options.overlap is not None:
-        options.overlap.close()
+    step_fn.close()
     if s.is_main and (s.previous is None or s.previous.step != s.offset + step):  # e.g. nothing left to do on resume
         _save(s, step, bad_steps, elapsed)
     if s.dist is not None:
@@ -266,7 +264,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
     require_trainable(layout)
     run_path = Path(run) if run is not None else rundir.default_run_for(Path(domains_dir))
     ddp, dev, world = distributed.join(device)
-    perf_plan = perfmod.plan(cfg.perf, cfg.model, dev)
+    perf_plan = perfmod.plan(cfg.perf, cfg.model, dev, ddp is not None)
     quiet = quiet or (ddp is not None and not ddp.is_main)
     names = layout.names
     files = {n: layout.domains[n].files("train") for n in names}

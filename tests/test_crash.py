@@ -71,14 +71,14 @@ def test_sigterm_saves_and_exits_zero(seasons, tmp_path):
 def test_non_finite_losses_skip_then_stop_without_saving_nan(seasons, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(seasons, tiny_config(), run=run, device="cpu", max_iters=2, quiet=True)
-    import combogan.trainer as trainer_mod
+    import combogan.perf as perf_mod  # the Stepper `train` runs calls train_step from there
 
-    real_step = trainer_mod.train_step
+    real_step = perf_mod.train_step
 
     def poisoned(registry, pair, a, b, loss, options):
         return real_step(registry, pair, a * float("nan"), b, loss, options)
 
-    monkeypatch.setattr(trainer_mod, "train_step", poisoned)
+    monkeypatch.setattr(perf_mod, "train_step", poisoned)
     with pytest.raises(UserError, match="3 consecutive steps had non-finite losses"):
         train(seasons, tiny_config("train.max_bad_steps=3"), run=run, device="cpu", max_iters=10, resume=True, quiet=True)
     index = checkpoint.latest(run)

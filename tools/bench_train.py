@@ -1,4 +1,4 @@
-"""Time the real training step (combogan.step.train_step, the code path `train` uses).
+"""Time the real training step (combogan.perf.Stepper, the code path `train` uses).
 
     python tools/bench_train.py --config configs/demo.yaml                 # CPU: eager vs auto, side by side
     python tools/bench_train.py --crop 256 --domains 2 4 8 --batch 1 8 --variants eager auto bf16+compile
@@ -6,7 +6,8 @@
 
 A variant is 'eager' (plain fp32 NCHW, everything in `perf` off), 'auto' (the config's perf
 section, whose 'auto' picks per device), or '+'-joined switches turned on over eager, or over
-auto when it starts with 'auto+': overlap, compile, bf16, channels_last, fused (Adam).
+auto when it starts with 'auto+': overlap, compile, bf16, channels_last, fused (Adam), graphs
+(CUDA graphs; the warm-up then lasts until every ordered pair has been captured).
 
 Each variant gets its own identically initialised registry; timed windows are interleaved
 across variants (A B A B ...), so a slow patch of a shared machine hits all of them alike.
@@ -39,8 +40,8 @@ from combogan.sampler import PairSampler
 from combogan.step import StepOptions, train_step
 
 SWITCHES = {"overlap": {"overlap": "on"}, "compile": {"compile": "on"}, "bf16": {"precision": "bf16"},
-            "channels_last": {"channels_last": "on"}, "fused": {"fused_adam": "on"}}
-EAGER = PerfConfig(overlap="off", compile="off", precision="fp32", channels_last="off", fused_adam="off")
+            "channels_last": {"channels_last": "on"}, "fused": {"fused_adam": "on"}, "graphs": {"cuda_graphs": "on"}}
+EAGER = PerfConfig(overlap="off", compile="off", precision="fp32", channels_last="off", fused_adam="off", cuda_graphs="off")
 
 
 def variant_perf(name: str, cfg: Config) -> PerfConfig:
@@ -101,12 +102,12 @@ class Variant:
         for n in names:
             self.registry.add(n)
         perf.apply(self.plan, self.registry)
-        self.options = perf.step_options(self.plan)
+        self.stepper = perf.Stepper(self.plan, self.registry, cfg.loss)
         self.pairs = PairSampler(names, seed=0)
         fmt = self.plan.memory_format
         self.batches = LoaderBatches(data, cfg, self.pairs, names, device, fmt) if data else SyntheticBatches(names, batch, crop, device, fmt)
         self.step, self.times, self.waits, self.peak = 0, [], [], 0.0
-        self.loss_cfg, self.device = cfg.loss, device
+        self.device, self.n_pairs = device, len(names) * (len(names) - 1)
 
     def run(self, iters: int) -> None:
         wait = 0.0
@@ -114,9 +115,16 @@ class Variant:
             pair = self.pairs.pair(self.step)
             a, b, w = self.batches.get(pair)
             wait += w
-            train_step(self.registry, pair, a, b, self.loss_cfg, self.options)
+            self.stepper(pair, a, b)
             self.step += 1
         self.waits.append(wait)
+
+    def warm_up(self, iters: int) -> None:
+        """`iters` steps, and with CUDA graphs as many more as it takes to capture every pair."""
+        self.run(iters)
+        graphed = self.stepper.graphed
+        while graphed is not None and len(graphed.captured) < self.n_pairs:
+            self.run(1)
 
     def timed(self, iters: int) -> None:
         if self.device.type == "cuda":
@@ -163,7 +171,7 @@ def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: in
     setup = {}
     for r in runs:
         t = time.perf_counter()
-        r.run(warmup)  # compiles, autotunes, fills pools and caches
+        r.warm_up(warmup)  # compiles, autotunes, captures graphs, fills pools and caches
         setup[r.name] = time.perf_counter() - t
     for _ in range(windows):
         for r in runs:
@@ -184,8 +192,7 @@ def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: in
             "threads": torch.get_num_threads(), "windows": windows, "window_iters": window_iters,
         })
     for r in runs:
-        if r.options.overlap is not None:
-            r.options.overlap.close()
+        r.stepper.close()
     return out
 
 

@@ -1,0 +1,214 @@
+"""combogan.graphs: the CUDA-graphed step makes the same updates as the eager step.
+
+Without a GPU the graphs are played by EagerCapture, which keeps what the step relies on:
+capture changes nothing, replay writes into the tensors capture returned. So these tests run
+the real plumbing (static inputs, host-side pools and finite checks, lr as a tensor, gradients
+zeroed in place, capture per pair and shape); the last one uses real CUDA graphs when it can.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from combogan import perf
+from combogan.config import LossConfig, ModelConfig, PerfConfig, TrainConfig
+from combogan.errors import UserError
+from combogan.graphs import EagerCapture, GraphedStep, step_state
+from combogan.registry import DomainRegistry
+from combogan.step import StepOptions, train_step
+from combogan.translate import translate_tensor
+from conftest import tiny_model
+
+LOSS = LossConfig(lambda_identity=0.5, lambda_latent=1.0)  # every optional term traced too
+PAIRS = [("a", "b"), ("b", "c"), ("a", "b"), ("a", "b"), ("c", "a"), ("b", "c"), ("c", "a"), ("a", "b"), ("a", "b"), ("b", "c")]
+
+
+def make_registry(model: ModelConfig | None = None, device: str = "cpu", names=("a", "b", "c")) -> DomainRegistry:
+    torch.manual_seed(0)
+    reg = DomainRegistry(model or tiny_model(), TrainConfig(pool_size=2), device)
+    for n in names:
+        reg.add(n)
+    return reg
+
+
+def graphed(reg: DomainRegistry, loss: LossConfig = LOSS) -> GraphedStep:
+    capture = EagerCapture(lambda: step_state(reg)) if reg.device.type == "cpu" else None
+    return GraphedStep(reg, loss, StepOptions(), capture)
+
+
+def data(steps: int, device: str = "cpu"):
+    """(pair, a, b, lr) per step; batch 2 then, from step 7, batch 1 (a second shape to capture)."""
+    g = torch.Generator().manual_seed(1)
+    for i, pair in enumerate(PAIRS[:steps]):
+        n = 2 if i < 7 else 1
+        a, b = (torch.rand(n, 3, 32, 32, generator=g).to(device) * 2 - 1 for _ in range(2))
+        yield pair, a, b, 2.0**-12 * (1 - i / 16)  # exact in float32, like the graphs' lr tensor
+
+
+def assert_same_function(ref: DomainRegistry, reg: DomainRegistry, atol: float) -> None:
+    """Same translations and critic outputs (raw weights would compare conv biases before
+    InstanceNorm, which get no true gradient and so only Adam-amplified rounding noise)."""
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(9)).to(reg.device) * 2 - 1
+    ref.eval(), reg.eval()
+    with torch.no_grad():
+        for n in ref.names:
+            others = [m for m in ref.names if m != n]
+            want, got = translate_tensor(ref, x, n, others), translate_tensor(reg, x, n, others)
+            for m in others:
+                torch.testing.assert_close(got[m], want[m], rtol=0, atol=atol, msg=lambda s, n=n, m=m: f"{n}->{m}: {s}")
+            torch.testing.assert_close(reg.nets[n].discriminator(x), ref.nets[n].discriminator(x), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("model", [tiny_model(), ModelConfig(ngf=8, ndf=8, n_blocks=2, norm="batch", dropout=0.5)],
+                         ids=["instance", "batchnorm+dropout"])
+def test_graphed_steps_match_eager(model):
+    ref, reg = make_registry(model), make_registry(model)
+    step = graphed(reg)
+    kept = None
+    torch.manual_seed(5)  # dropout draws: both runs consume the same ones
+    rng = torch.get_rng_state()
+    want_all, got_all = [], []
+    for i, (pair, a, b, lr) in enumerate(data(len(PAIRS))):
+        ref.set_lr(lr, pair), reg.set_lr(lr, pair)
+        torch.set_rng_state(rng)
+        want = train_step(ref, pair, a, b, LOSS)
+        torch.set_rng_state(rng)
+        got = step(pair, a, b)
+        rng = torch.get_rng_state()
+        assert list(got) == list(want)
+        want_all.append({k: v.item() for k, v in want.items()})
+        got_all.append({k: v.item() for k, v in got.items()})
+        if i == 3:
+            kept = (got, dict(got_all[-1]))
+    for w, g in zip(want_all, got_all):
+        for k in w:
+            assert g[k] == w[k], k
+    # (pair, shape) keys: the first sight of each is an eager warm-up, the second is captured.
+    assert sorted((k[0], k[1][0]) for k in step.captured) == [(("a", "b"), 1), (("a", "b"), 2), (("b", "c"), 2), (("c", "a"), 2)]
+    # What a step returned is the caller's: later replays do not overwrite it.
+    assert {k: v.item() for k, v in kept[0].items()} == kept[1]
+    # Every trainable weight took exactly one Adam step per step it was in.
+    steps_in = {n: sum(n in p for p in PAIRS) for n in "abc"}
+    for n in "abc":
+        opt = reg[n].gen_opt
+        assert {int(s["step"]) for s in opt.state.values()} == {steps_in[n]}
+    assert_same_function(ref, reg, atol=0)  # bit for bit: same kernels, same order, same lr
+
+
+def test_non_finite_step_is_skipped_and_training_goes_on():
+    ref, reg = make_registry(), make_registry()
+    step = graphed(reg)
+    for pair, a, b, _ in data(3):  # the third step, ("a", "b") again, is the first captured one
+        train_step(ref, pair, a, b, LOSS), step(pair, a, b)
+    assert step.captured
+    before = copy.deepcopy(reg.state_dict())
+    adam_steps = {n: int(next(iter(reg[n].gen_opt.state.values()))["step"]) for n in "ab"}
+    bad = torch.full((2, 3, 32, 32), float("nan"))
+    assert "skipped" in step(("a", "b"), bad, bad)
+    assert "skipped" in train_step(ref, ("a", "b"), bad, bad, LOSS)
+    for k, v in reg.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert {n: int(next(iter(reg[n].gen_opt.state.values()))["step"]) for n in "ab"} == adam_steps
+    pair, a, b, _ = next(data(1))
+    got, want = step(pair, a, b), train_step(ref, pair, a, b, LOSS)
+    for k in want:
+        assert got[k].item() == pytest.approx(want[k].item(), rel=1e-4, abs=1e-5), k
+    assert_same_function(ref, reg, atol=1e-4)
+
+
+def test_frozen_domains_stay_untouched():
+    """add-domain: the old domains are frozen; only the new one's nets and critic learn."""
+    def setup():
+        reg = make_registry(names=("old1", "old2", "new"))
+        reg.freeze("old1"), reg.freeze("old2")
+        return reg
+
+    ref, reg = setup(), setup()
+    frozen = copy.deepcopy({n: reg.nets_state(n) for n in ("old1", "old2")})
+    step = graphed(reg)
+    g = torch.Generator().manual_seed(2)
+    for pair in [("new", "old1"), ("old2", "new"), ("new", "old1"), ("old2", "new"), ("new", "old1")]:
+        a, b = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2))
+        want, got = train_step(ref, pair, a, b, LOSS), step(pair, a, b)
+        assert list(got) == list(want) and not any(k.startswith("D/old") for k in got)
+        for k in want:
+            assert got[k].item() == pytest.approx(want[k].item(), rel=1e-4, abs=1e-5), k
+    assert len(step.captured) == 2
+    for n, state in frozen.items():
+        for k, v in reg.nets_state(n).items():
+            assert torch.equal(v, state[k]), (n, k)
+    assert_same_function(ref, reg, atol=1e-4)
+
+
+def test_lr_is_a_tensor_filled_in_place_and_checkpoints_stay_portable():
+    reg = make_registry()
+    step = graphed(reg)
+    lr = reg["a"].gen_opt.param_groups[0]["lr"]
+    assert isinstance(lr, torch.Tensor)
+    reg.set_lr(1e-5, ["a"])
+    assert reg["a"].gen_opt.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(1e-5)
+    for pair, a, b, _ in data(3):
+        step(pair, a, b)
+    # A checkpoint from a graphed run loads into a plain eager registry and trains on.
+    state = reg.train_state("a")
+    assert all(type(g["lr"]) is float and g["capturable"] is False for g in state["gen_opt"]["param_groups"])
+    assert reg["a"].gen_opt.param_groups[0]["lr"] is lr  # saving changed nothing live
+    plain = make_registry()
+    for n in "abc":
+        plain.load_nets_state(n, reg.nets_state(n))
+        plain.load_train_state(n, reg.train_state(n))
+    out = train_step(plain, ("a", "b"), *next(data(1))[1:3], LOSS)
+    assert torch.isfinite(out["G_total"])
+
+
+def test_graphs_are_refused_where_they_cannot_run():
+    with pytest.raises(UserError, match="perf.cuda_graphs=on cannot be used here: CUDA graphs need a CUDA GPU"):
+        perf.plan(PerfConfig(cuda_graphs="on"), ModelConfig(), torch.device("cpu"))
+    with pytest.raises(UserError, match="torchrun"):
+        perf.plan(PerfConfig(cuda_graphs="on"), ModelConfig(), torch.device("cuda"), distributed=True)
+    assert not perf.plan(PerfConfig(), ModelConfig(), torch.device("cpu")).cuda_graphs  # auto: off
+    assert not perf.plan(PerfConfig(cuda_graphs="auto"), ModelConfig(), torch.device("cuda")).cuda_graphs  # until measured
+    with pytest.raises(ValueError):
+        GraphedStep(make_registry(), LOSS, perf.step_options(perf.plan(PerfConfig(overlap="on"), tiny_model(), torch.device("cpu"))))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_real_cuda_graphs_match_eager():
+    ref, reg = make_registry(device="cuda"), make_registry(device="cuda")
+    p = perf.plan(PerfConfig(cuda_graphs="on", fused_adam="on"), tiny_model(), torch.device("cuda"))
+    assert p.cuda_graphs and "CUDA graphs" in p.describe()
+    perf.apply(p, reg), ref.use_fused_adam(True)
+    stepper = perf.Stepper(p, reg, LOSS)
+    for pair, a, b, lr in data(len(PAIRS), "cuda"):
+        ref.set_lr(lr, pair), reg.set_lr(lr, pair)
+        want, got = train_step(ref, pair, a, b, LOSS), stepper(pair, a, b)
+        for k in want:
+            assert got[k].item() == pytest.approx(want[k].item(), rel=1e-3, abs=1e-4), k
+    assert len(stepper.graphed.captured) == 4
+    assert_same_function(ref, reg, atol=1e-3)
+
+
+def test_train_with_graphs_matches_eager_train_across_a_resume(seasons, tmp_path, monkeypatch):
+    """`train` end to end with perf.cuda_graphs=on (the GPU check lifted, so the stand-in plays
+    the graphs): checkpoints written mid-run load back, and the result matches eager training."""
+    from combogan import Translator, graphs, train
+    from conftest import tiny_config
+
+    monkeypatch.setattr(perf, "_graphs_blocker", lambda device, distributed: None)
+    captures = []
+    real_init = graphs._PairGraphs.__init__
+    monkeypatch.setattr(graphs._PairGraphs, "__init__", lambda self, reg, pair, *a: (captures.append(pair), real_init(self, reg, pair, *a))[1])
+    common = ("perf.overlap=off", "train.checkpoint_every=5", "train.epochs=4")
+    train(seasons, tiny_config("perf.cuda_graphs=on", *common), run=tmp_path / "g", device="cpu", max_iters=10, quiet=True)
+    train(seasons, tiny_config("perf.cuda_graphs=on", *common), run=tmp_path / "g", device="cpu", max_iters=20, resume=True, quiet=True)
+    train(seasons, tiny_config(*common), run=tmp_path / "e", device="cpu", max_iters=20, quiet=True)
+    assert captures  # some pairs came round again and were replayed from graphs
+    got, want = Translator(tmp_path / "g"), Translator(tmp_path / "e")
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for src in want.domains:
+        for dst in want.domains:
+            if src != dst:
+                torch.testing.assert_close(got.translate(x, src, dst), want.translate(x, src, dst), rtol=0, atol=1e-3)
