@@ -35,7 +35,7 @@ from torch.utils._pytree import tree_leaves
 
 from .config import LossConfig
 from .registry import DomainRegistry
-from .step import StepOptions, apply_updates, critics_pass, finite, generator_pass, optimizers, train_step
+from .step import StepOptions, apply_updates, critics_pass, finite, generator_pass, optimizers, train_step, zero_grads
 
 Replay = Callable[[], None]
 
@@ -192,7 +192,7 @@ class _PairGraphs:
         g_opts, d_opts = optimizers((a, b), "gen_opt"), optimizers((a, b), "dis_opt")
 
         def g_pass():
-            _zero_in_place(g_opts)
+            zero_grads(g_opts, options)  # in place: options.keep_grads
             g = generator_pass(a, b, self.real_a, self.real_b, loss, options)
             self.g_names = [*g.terms, "G_total"]  # recorded from the very trace that is captured
             return torch.stack([*g.terms.values(), g.total.detach()]), g.fake_b, g.fake_a
@@ -206,7 +206,7 @@ class _PairGraphs:
         self.d_names = [f"D/{d.name}" for d, _, _ in self.critics]
 
         def d_pass():
-            _zero_in_place(d_opts)
+            zero_grads(d_opts, options)
             return torch.stack(list(critics_pass(self.critics, loss.gan_mode, options).values()))
 
         if self.critics:
@@ -233,9 +233,3 @@ class _PairGraphs:
         out = dict(zip(self.g_names + self.d_names, mine.unbind()))
         out["G_total"] = out.pop("G_total")  # last, as train_step returns it
         return out
-
-
-def _zero_in_place(opts: list[torch.optim.Optimizer]) -> None:
-    grads = [p.grad for opt in opts for group in opt.param_groups for p in group["params"] if p.grad is not None]
-    if grads:
-        torch._foreach_zero_(grads)

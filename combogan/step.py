@@ -59,7 +59,7 @@ def finite(loss: torch.Tensor, options: StepOptions) -> bool:
     return options.dist.all_true(ok, loss.device) if options.dist is not None else ok
 
 
-def _zero_grad(opts: list[torch.optim.Optimizer], options: StepOptions) -> None:
+def zero_grads(opts: list[torch.optim.Optimizer], options: StepOptions) -> None:
     for opt in opts:
         opt.zero_grad(set_to_none=not options.keep_grads)
 
@@ -192,21 +192,21 @@ def train_step(
     # ---- generators (encoders + decoders): the A side and the B side, each forward+backward --
     # Backward runs before the finiteness check so that each half is one job for `overlap`; a
     # non-finite step then only throws its gradients away.
-    _zero_grad(g_opts, options)
+    zero_grads(g_opts, options)
     g = generator_pass(a, b, real_a, real_b, loss, options)
     if not finite(g.total, options):
-        _zero_grad(g_opts, options)
+        zero_grads(g_opts, options)
         return {"skipped": torch.ones(())}
     apply_updates(g_opts, options)
 
     # ---- discriminators: real vs pooled fake, each forward+backward -------------------------
-    _zero_grad(d_opts, options)
+    zero_grads(d_opts, options)
     d_terms = critics_pass(pooled_critics(a, b, real_a, real_b, g), loss.gan_mode, options)
     if d_terms:
         if finite(sum(d_terms.values()), options):
             apply_updates(d_opts, options)
         else:
-            _zero_grad(d_opts, options)
+            zero_grads(d_opts, options)
     return {**g.terms, **d_terms, "G_total": g.total.detach()}
 
 
