@@ -1,4 +1,4 @@
-"""Loss terms as pure functions: each returns (loss tensor, {name: detached value})."""
+"""Loss terms as pure functions of tensors; combogan.step names them and sums them."""
 
 from __future__ import annotations
 

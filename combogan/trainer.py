@@ -7,6 +7,7 @@ Session; the loop itself only iterates.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 import sys
@@ -167,7 +168,8 @@ def _loop(s: Session) -> TrainResult:
     bar = tqdm(total=s.stop, initial=s.start, desc="train", unit="it", disable=s.quiet or not s.is_main, file=sys.stderr, dynamic_ncols=True)
     reg.train()
     result = TrainResult(s.run, s.offset + s.start, s.offset + s.schedule.total_iters)
-    with _StopFlag() as stop_flag:
+    # closing: the overlap threads end with the loop, also when a step raises.
+    with _StopFlag() as stop_flag, contextlib.closing(step_fn):
         tick = time.perf_counter()
         for batch, notes in loader:
             got = time.perf_counter()
@@ -213,7 +215,6 @@ def _loop(s: Session) -> TrainResult:
             tick = time.perf_counter()
     bar.close()
     logger.close()
-    step_fn.close()
     if s.is_main and (s.previous is None or s.previous.step != s.offset + step):  # e.g. nothing left to do on resume
         _save(s, step, bad_steps, elapsed)
     if s.dist is not None:

@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from combogan import perf
 from combogan.config import Config, PerfConfig, load
 from combogan.data import DomainImages, StepBatches, make_loader
+from combogan.graphs import step_state
 from combogan.layouts import discover
 from combogan.registry import DomainRegistry
 from combogan.sampler import PairSampler
@@ -142,11 +143,7 @@ class Variant:
 
 def state_mib(reg: DomainRegistry) -> float:
     """Weights, gradients and Adam moments of every domain: the part that grows with N."""
-    tensors = [t for t in reg.parameters()] + [p.grad for p in reg.parameters() if p.grad is not None]
-    for name in reg.trainable:
-        for opt in (reg[name].gen_opt, reg[name].dis_opt):
-            tensors += [v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)]
-    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+    return sum(t.numel() * t.element_size() for t in step_state(reg)) / 2**20
 
 
 def count_flops(cfg: Config, names: list[str], batch: int, crop: int, device: torch.device) -> int:
