@@ -34,8 +34,15 @@ class ModelConfig:
 class LossConfig:
     gan_mode: str = "lsgan"  # lsgan | vanilla
     lambda_cycle: float = 10.0
-    # Identity (autoencoding) weight, relative to lambda_cycle as in CycleGAN: 0.5 means 5.0.
+    # CycleGAN's identity ||G_{B->A}(a) - a||_1 = ||dec_A(enc_B(a)) - a||_1, weighted
+    # lambda_cycle x this, exactly as CycleGAN's --lambda_identity (0.5 there means 5.0).
     lambda_identity: float = 0.0
+    # ComboGAN's autoencode term ||dec_A(enc_A(a)) - a|| (official --lambda_identity), weighted
+    # directly, with the official criterion: smooth L1 of 3x3/2 average-pooled images.
+    lambda_autoencode: float = 0.0
+    # ComboGAN's forward term ||dec_B(enc_A(a)) - a|| (official --lambda_forward, "try 0.2"),
+    # same criterion: keep the translation's coarse layout and colours near the input's.
+    lambda_forward: float = 0.0
     # Latent cycle ||enc_B(dec_B(z_A)) - z_A||_1 weight.
     lambda_latent: float = 0.0
 
@@ -222,7 +229,8 @@ def validate(cfg: Config) -> None:
         (m.norm in ("instance", "batch"), f"model.norm must be 'instance' or 'batch', got '{m.norm}'"),
         (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
         (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
-        (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_latent) >= 0, "loss weights must be >= 0"),
+        (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_autoencode, lo.lambda_forward, lo.lambda_latent) >= 0,
+         "loss weights must be >= 0"),
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
         (d.crop_size % 4 == 0, f"data.crop_size must be a multiple of 4, got {d.crop_size}"),

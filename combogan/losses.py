@@ -27,6 +27,12 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(_full(a), _full(b))
 
 
+def downsampled_smooth_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The official ComboGAN code's criterionIdt: smooth L1 between 3x3/2 average-pooled images.
+    Used by its autoencode and forward terms, which should match colours and layout, not detail."""
+    return F.smooth_l1_loss(F.avg_pool2d(_full(a), 3, stride=2), F.avg_pool2d(_full(b), 3, stride=2))
+
+
 def discriminator_loss(pred_real: torch.Tensor, pred_fake: torch.Tensor, mode: str) -> torch.Tensor:
     """0.5 * (loss on real + loss on pooled fake), halving D's rate relative to G as in the paper."""
     return 0.5 * (gan_loss(pred_real, True, mode) + gan_loss(pred_fake, False, mode))

@@ -7,8 +7,12 @@ Read beside the paper. For the sampled ordered pair (A, B) and batches a ~ A, b 
 
     L_G = GAN(D_B(fake_b), real) + GAN(D_A(fake_a), real)
         + lambda_cyc * (|rec_a - a|_1 + |rec_b - b|_1)
-        [+ lambda_cyc * lambda_idt * (|dec_A(enc_A(a)) - a|_1 + |dec_B(enc_B(b)) - b|_1)]
+        [+ lambda_cyc * lambda_idt * (|dec_A(enc_B(a)) - a|_1 + |dec_B(enc_A(b)) - b|_1)]   CycleGAN identity
+        [+ lambda_ae * (S(dec_A(enc_A(a)), a) + S(dec_B(enc_B(b)), b))]   ComboGAN autoencode
+        [+ lambda_fwd * (S(fake_b, a) + S(fake_a, b))]                    ComboGAN forward
         [+ lambda_lat * (|enc_B(fake_b) - enc_A(a)|_1 + |enc_A(fake_a) - enc_B(b)|_1)]
+
+    S = smooth L1 of 3x3/2 average-pooled images (the official ComboGAN code's criterionIdt).
 
     L_D_B = 0.5 * (GAN(D_B(b), real) + GAN(D_B(pool_B(fake_b)), fake)),  likewise L_D_A.
 
@@ -31,7 +35,7 @@ import torch
 
 from .config import LossConfig
 from .distributed import Dist
-from .losses import discriminator_loss, gan_loss, l1
+from .losses import discriminator_loss, downsampled_smooth_l1, gan_loss, l1
 from .overlap import Overlap, sequential
 from .registry import Domain, DomainRegistry
 
@@ -118,7 +122,12 @@ def generator_half(src: Domain, dst: Domain, real: torch.Tensor, loss: LossConfi
             f"cycle/{src.name}": lc * l1(rec, real),
         }
         if loss.lambda_identity > 0:
-            terms[f"idt/{src.name}"] = lc * loss.lambda_identity * l1(src.decoder(z), real)
+            # CycleGAN: the generator *into* src should leave a src image alone (G_B(a) ~ a).
+            terms[f"idt/{src.name}"] = lc * loss.lambda_identity * l1(src.decoder(dst.encoder(real)), real)
+        if loss.lambda_autoencode > 0:
+            terms[f"autoencode/{src.name}"] = loss.lambda_autoencode * downsampled_smooth_l1(src.decoder(z), real)
+        if loss.lambda_forward > 0:
+            terms[f"forward/{src.name}"] = loss.lambda_forward * downsampled_smooth_l1(fake, real)
         if loss.lambda_latent > 0:
             # The target latent is detached: the cycle should pull enc_dst(fake) to z, not z to it.
             terms[f"latent/{src.name}"] = loss.lambda_latent * l1(z_fake, z.detach())

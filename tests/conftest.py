@@ -48,4 +48,26 @@ def trained_run(seasons, tmp_path_factory) -> Path:
     return run
 
 
-__all__ = ["tiny_config", "tiny_model", "TrainConfig"]
+@torch.no_grad()
+def network_outputs(registry, size: int = 32) -> dict[str, torch.Tensor]:
+    """Every domain's networks as functions: outputs on fixed inputs (enc_a -> dec_b for every
+    ordered pair including a == b, and each critic), for comparing two registries."""
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(12345)) * 2 - 1
+    x = x.to(next(registry.parameters()).device)
+    out = {}
+    for a in registry.names:
+        z = registry[a].encoder(x)
+        for b in registry.names:
+            out[f"{a}->{b}"] = registry[b].decoder(z)
+        out[f"D/{a}"] = registry[a].discriminator(x)
+    return out
+
+
+def assert_same_functions(reg1, reg2, rtol: float, atol: float) -> None:
+    o1, o2 = network_outputs(reg1), network_outputs(reg2)
+    assert o1.keys() == o2.keys()
+    for k in o1:
+        torch.testing.assert_close(o1[k], o2[k], rtol=rtol, atol=atol, msg=lambda m, k=k: f"{k}: {m}")
+
+
+__all__ = ["tiny_config", "tiny_model", "TrainConfig", "assert_same_functions", "network_outputs"]

@@ -16,9 +16,10 @@ from combogan.errors import UserError
 from combogan.overlap import Overlap, sequential
 from combogan.registry import DomainRegistry
 from combogan.step import StepOptions, train_step
-from conftest import tiny_model
+from conftest import assert_same_functions, tiny_model
 
 CPU = torch.device("cpu")
+FUNCTION_ATOL = 2e-3
 EAGER = PerfConfig(overlap="off", compile="off", precision="fp32", channels_last="off", fused_adam="off")
 
 
@@ -48,12 +49,12 @@ def run_steps(reg: DomainRegistry, options: StepOptions, steps: int = 4, loss: L
 
 
 def assert_same_run(h1, h2, reg1, reg2, rtol, atol):
-    """Same losses at every step, the same gradients at the first step, close weights at the end.
+    """Same losses at every step, the same gradients at the first step (identical state), and the
+    same networks as functions at the end (outputs on fixed inputs).
 
-    Gradients are compared at step 0 only: later, rounding differences have passed through Adam,
-    which turns the conv biases before InstanceNorm (true gradient 0, so pure rounding noise)
-    into lr-sized steps, and a GAN amplifies such perturbations. For the same reason the final
-    weights get a margin of 2 x lr per step, the most Adam can move a weight.
+    Weights themselves are not compared: the conv biases before InstanceNorm cannot change any
+    output, their true gradient is 0, and Adam turns the rounding noise autograd leaves there into
+    lr-sized steps that differ between two correct implementations (threads, kernels, CPUs).
     """
     for (l1, _), (l2, _) in zip(h1, h2, strict=True):
         assert l1.keys() == l2.keys()
@@ -64,10 +65,23 @@ def assert_same_run(h1, h2, reg1, reg2, rtol, atol):
     scale = max(g.abs().max().item() for g in g2.values())
     for k in g1:
         torch.testing.assert_close(g1[k], g2[k], rtol=rtol, atol=atol * scale, msg=lambda m, k=k: f"{k}: {m}")
-    margin = 2 * TrainConfig().lr * len(h1) if (rtol or atol) else 0
-    for (k1, p), (k2, q) in zip(reg1.state_dict().items(), reg2.state_dict().items(), strict=True):
-        assert k1 == k2
-        torch.testing.assert_close(p, q, rtol=rtol, atol=margin, msg=lambda m, k=k1: f"{k}: {m}")
+    if rtol == atol == 0:  # the same implementation twice: bit for bit, weights and all
+        for (k1, p), (k2, q) in zip(reg1.state_dict().items(), reg2.state_dict().items(), strict=True):
+            assert k1 == k2 and torch.equal(p, q), k1
+    else:
+        # Measured: ~1e-4 at most between correct implementations after 4 steps (outputs of size
+        # ~1); 0.1-0.2 for the same training on other data (test_the_final_check_can_fail).
+        assert_same_functions(reg1, reg2, rtol=0, atol=FUNCTION_ATOL)
+
+
+def test_the_final_check_can_fail():
+    """The same training on other data must not pass assert_same_run's final check."""
+    ref, other = make_registry(), make_registry()
+    run_steps(ref, StepOptions())
+    for pair, x, y in batches(4):
+        train_step(other, pair, x.flip(-1), y.flip(-2), LossConfig(), StepOptions())
+    with pytest.raises(AssertionError):
+        assert_same_functions(ref, other, rtol=0, atol=FUNCTION_ATOL)
 
 
 # ---- plan: what 'auto' means, and refusals ---------------------------------------------------
