@@ -101,7 +101,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     ddp, dev, world = distributed.join(device)
     perf_plan = perfmod.plan(cfg.perf, arch, dev, ddp is not None)
     quiet = quiet or (ddp is not None and not ddp.is_main)
-    registry = DomainRegistry(arch, cfg.train, dev)
+    registry = DomainRegistry(arch, cfg.train, dev, rank=ddp.rank if ddp else 0)
     for name in old:
         registry.add(name, with_optimizers=False)
     frozen_index = index

@@ -58,9 +58,10 @@ def _step_dir(run: Path, step: int) -> Path:
     return run / CKPT_DIR / f"step_{step:09d}"
 
 
-def save(run: Path, registry, step: int, trainer_state: dict[str, Any], previous: CheckpointIndex | None, changed: list[str] | None = None) -> CheckpointIndex:
+def save(run: Path, registry, step: int, trainer_state: dict[str, Any], previous: CheckpointIndex | None, changed: list[str] | None = None,
+         rank_pools: list[dict[str, dict]] | None = None) -> CheckpointIndex:
     """Write a checkpoint for `step`. Domains not in `changed` (default: all trainable ones)
-    keep pointing at their files in `previous`."""
+    keep pointing at their files in `previous`. `rank_pools`: every torchrun rank's pools."""
     folder = _step_dir(run, step)
     folder.mkdir(parents=True, exist_ok=True)
     changed = registry.trainable if changed is None else changed
@@ -72,7 +73,7 @@ def save(run: Path, registry, step: int, trainer_state: dict[str, Any], previous
             continue
         nets, state = folder / f"{name}.nets.pt", folder / f"{name}.state.pt"
         atomic.save_torch(nets, {"format": "combogan-nets", "version": FORMAT_VERSION, "domain": name, "arch": arch, "state_dict": registry.nets_state(name)})
-        atomic.save_torch(state, {"format": "combogan-state", "version": FORMAT_VERSION, "domain": name, **registry.train_state(name)})
+        atomic.save_torch(state, {"format": "combogan-state", "version": FORMAT_VERSION, "domain": name, **registry.train_state(name, [r[name] for r in rank_pools] if rank_pools else None)})
         entries[name] = {"nets": str(nets.relative_to(run)), "state": str(state.relative_to(run))}
     atomic.save_torch(folder / "trainer.pt", {"format": "combogan-trainer", "version": FORMAT_VERSION, "step": step, **trainer_state})
     index = {"format": "combogan-checkpoint", "version": FORMAT_VERSION, "step": step, "arch": arch, "domains": entries, "trainer": str((folder / "trainer.pt").relative_to(run))}
@@ -150,13 +151,16 @@ def load_arch(run: Path, index: CheckpointIndex) -> ModelConfig:
 
 def load_into(run: Path, index: CheckpointIndex, registry, with_state: bool) -> dict[str, Any]:
     """Fill `registry` (which already has the domains) from the checkpoint; return trainer state."""
+    fresh_pools = []
     for name in registry.names:
         nets = safe_load(index.file(run, name, "nets"))
         if not isinstance(nets, dict) or nets.get("format") != "combogan-nets":
             raise UserError(f"{index.file(run, name, 'nets')} is not a combogan weights file")
         registry.load_nets_state(name, nets["state_dict"])
-        if with_state:
-            registry.load_train_state(name, safe_load(index.file(run, name, "state")))
+        if with_state and not registry.load_train_state(name, safe_load(index.file(run, name, "state"))):
+            fresh_pools.append(name)
+    if fresh_pools and registry.pool_states():
+        print(f"note: rank {registry.rank} starts with empty image pools (the checkpoint holds fewer ranks' pools)", file=sys.stderr)
     trainer = safe_load(run / index.trainer)
     if not isinstance(trainer, dict) or trainer.get("format") != "combogan-trainer":
         raise UserError(f"{run / index.trainer} is not a combogan trainer-state file")

@@ -49,7 +49,11 @@ class LossConfig:
 
 @dataclass
 class DataConfig:
-    load_size: int = 286  # shorter side is resized to this
+    load_size: int = 286  # images are resized to this (see resize) ...
+    # ... by 'shorter_side' (keep the aspect ratio; the default: a photo is never stretched, so
+    # training sees the geometry translate sees) or 'square' (load_size x load_size, as the
+    # official CycleGAN/ComboGAN resize_and_crop does; the paper configs use it).
+    resize: str = "shorter_side"
     crop_size: int = 256  # then randomly cropped to a square of this size
     flip: bool = True
     batch_size: int = 1
@@ -237,6 +241,7 @@ def validate(cfg: Config) -> None:
         (d.crop_size >= 3 * 2**m.n_layers_d, f"data.crop_size {d.crop_size} is too small for a {m.n_layers_d}-layer PatchGAN (needs >= {3 * 2**m.n_layers_d})"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
+        (d.resize in ("shorter_side", "square"), f"data.resize must be 'shorter_side' or 'square', got '{d.resize}'"),
         (t.lr > 0, "train.lr must be > 0"),
         (0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1/beta2 must be in [0, 1)"),
         (t.epochs_per_domain >= 1 or t.epochs >= 1, "train.epochs_per_domain or train.epochs must be >= 1"),

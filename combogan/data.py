@@ -47,11 +47,19 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path, short_side: int | None = None) -> torch.Tensor:
-    """Decode to a uint8 RGB tensor (3, H, W), EXIF orientation applied, shorter side resized
-    to `short_side` (if given). Large JPEGs are decoded at reduced scale by libjpeg directly."""
+RESIZE_MODES = ("shorter_side", "square")
+
+
+def load_image(path: str | Path, short_side: int | None = None, resize: str = "shorter_side") -> torch.Tensor:
+    """Decode to a uint8 RGB tensor (3, H, W), EXIF orientation applied, then resized (if
+    `short_side` is given): 'shorter_side' scales the shorter side to it, keeping the aspect
+    ratio; 'square' stretches to short_side x short_side, as the official CycleGAN/ComboGAN
+    resize_and_crop does. Large JPEGs are decoded at reduced scale by libjpeg directly."""
     try:
         with Image.open(path) as img:
+            if img.width * img.height > Image.MAX_IMAGE_PIXELS:
+                # PIL only warns between 1x and 2x the limit; a header this large is refused outright.
+                raise BadImage(f"{path}: {img.width}x{img.height} pixels is over the {Image.MAX_IMAGE_PIXELS:,}-pixel limit (decompression bomb?)")
             if short_side and img.format == "JPEG":
                 img.draft("RGB", (short_side * img.width // min(img.size), short_side * img.height // min(img.size)))
             img = ImageOps.exif_transpose(img)
@@ -61,7 +69,7 @@ def load_image(path: str | Path, short_side: int | None = None) -> torch.Tensor:
         raise BadImage(f"{path}: {exc}") from None
     t = TF.pil_to_tensor(img)
     if short_side:
-        t = TF.resize(t, [short_side], antialias=True)
+        t = TF.resize(t, [short_side, short_side] if resize == "square" else [short_side], antialias=True)
     return t
 
 
@@ -97,9 +105,10 @@ def center_crop(t: torch.Tensor, size: int) -> torch.Tensor:
 class DomainImages(Dataset):
     """Index (domain index, file index, augmentation seed) -> float image in [-1, 1]."""
 
-    def __init__(self, files: Sequence[Sequence[Path]], load_size: int, crop_size: int, flip: bool, cache: bool = False):
+    def __init__(self, files: Sequence[Sequence[Path]], load_size: int, crop_size: int, flip: bool, cache: bool = False,
+                 resize: str = "shorter_side"):
         self.files = [list(f) for f in files]
-        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+        self.load_size, self.crop_size, self.flip, self.resize = load_size, crop_size, flip, resize
         self.cache: dict[tuple[int, int], torch.Tensor] | None = None
         if cache:
             self.preload()
@@ -115,7 +124,7 @@ class DomainImages(Dataset):
 
     def _decode(self, d: int, i: int) -> torch.Tensor | None:
         try:
-            return load_image(self.files[d][i], self.load_size)
+            return load_image(self.files[d][i], self.load_size, self.resize)
         except BadImage:
             return None
 
@@ -213,13 +222,13 @@ def make_loader(dataset: DomainImages, batches: StepBatches, num_workers: int, d
     )
 
 
-def fixed_samples(files: Sequence[Path], crop_size: int, load_size: int, count: int) -> torch.Tensor | None:
+def fixed_samples(files: Sequence[Path], crop_size: int, load_size: int, count: int, resize: str = "shorter_side") -> torch.Tensor | None:
     """A few deterministic, centre-cropped images of one domain (for progress grids); None if
     none of `files` can be read."""
     out = []
     for path in files:
         try:
-            out.append(to_model_range(center_crop(load_image(path, load_size), crop_size)))
+            out.append(to_model_range(center_crop(load_image(path, load_size, resize), crop_size)))
         except BadImage:
             continue
         if len(out) == count:

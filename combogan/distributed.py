@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -50,6 +51,12 @@ class Dist:
 
     def any_true(self, flag: bool, device: torch.device) -> bool:
         return not self.all_true(not flag, device)
+
+    def gather_to_main(self, obj: Any) -> list[Any] | None:
+        """Every rank's `obj` (picklable, on the CPU) as a list on rank 0; None on the others."""
+        out = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
 
     def barrier(self) -> None:
         dist.barrier()

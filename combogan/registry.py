@@ -62,8 +62,9 @@ def _portable(opt_state: dict) -> dict:
 
 
 class DomainRegistry(nn.Module):
-    def __init__(self, arch: ModelConfig, train: TrainConfig | None = None, device: torch.device | str = "cpu"):
+    def __init__(self, arch: ModelConfig, train: TrainConfig | None = None, device: torch.device | str = "cpu", rank: int = 0):
         super().__init__()
+        self.rank = rank  # under torchrun each rank keeps (and checkpoints) its own image pools
         self.arch = arch
         self.train_cfg = train or TrainConfig()
         self.device = torch.device(device)
@@ -104,7 +105,8 @@ class DomainRegistry(nn.Module):
             torch.manual_seed(_stable_seed(seed, name))
             nets = DomainNets(self.arch)
         self.nets[name] = nets.to(self.device)
-        self._pools[name] = ImagePool(self.train_cfg.pool_size, seed=_stable_seed(seed + 1, name))
+        # Per-rank pool seeds (rank 0 keeps the single-process seed): ranks hold different fakes.
+        self._pools[name] = ImagePool(self.train_cfg.pool_size, seed=_stable_seed(seed + 1, name if not self.rank else f"{name}@rank{self.rank}"))
         if with_optimizers:
             self._make_optimizers(name)
         return self[name]
@@ -178,20 +180,34 @@ class DomainRegistry(nn.Module):
             first = str(exc).strip().splitlines()[0]
             raise UserError(f"weights for domain '{name}' do not match the run's architecture: {first}") from None
 
-    def train_state(self, name: str) -> dict:
-        """Optimizer states and image pool: everything a domain needs to resume exactly."""
+    def train_state(self, name: str, rank_pools: list[dict] | None = None) -> dict:
+        """Optimizer states and image pool(s): everything a domain needs to resume exactly.
+        Under torchrun, `rank_pools` holds every rank's pool state (rank 0's is also 'pool')."""
         d = self[name]
-        return {
+        state = {
             "gen_opt": _portable(d.gen_opt.state_dict()) if d.gen_opt else None,
             "dis_opt": _portable(d.dis_opt.state_dict()) if d.dis_opt else None,
-            "pool": d.pool.state_dict(),
+            "pool": rank_pools[0] if rank_pools else d.pool.state_dict(),
         }
+        if rank_pools and len(rank_pools) > 1:
+            state["rank_pools"] = rank_pools
+        return state
 
-    def load_train_state(self, name: str, state: dict) -> None:
+    def load_train_state(self, name: str, state: dict) -> bool:
+        """Load a domain's training state; returns False when this rank's pool was not saved
+        (a run resumed on more ranks than it was saved from: that rank's pool starts empty)."""
         d = self[name]
         if d.gen_opt is not None and state.get("gen_opt") is not None:
             d.gen_opt.load_state_dict(state["gen_opt"])
         if d.dis_opt is not None and state.get("dis_opt") is not None:
             d.dis_opt.load_state_dict(state["dis_opt"])
         self._set_adam_impl(*(o for o in (d.gen_opt, d.dis_opt) if o is not None))
-        d.pool.load_state_dict(state["pool"], self.device)
+        pools = state.get("rank_pools") or [state["pool"]]
+        if self.rank < len(pools):
+            d.pool.load_state_dict(pools[self.rank], self.device)
+            return True
+        return False
+
+    def pool_states(self) -> dict[str, dict]:
+        """This process's pool state per trainable domain (gathered from every rank for a checkpoint)."""
+        return {n: self[n].pool.state_dict() for n in self.trainable}

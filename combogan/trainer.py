@@ -111,8 +111,13 @@ def _restore_rng(trainer: dict[str, Any]) -> None:
 
 
 def _save(s: Session, step: int, bad_steps: int, elapsed: float) -> None:
-    """Checkpoint local `step` (saved under its global number), then the manifest."""
-    s.previous = checkpoint.save(s.run, s.registry, s.offset + step, {**_trainer_state(step, bad_steps, elapsed), "local_step": step}, s.previous)
+    """Checkpoint local `step` (saved under its global number), then the manifest. Called on
+    every rank: under torchrun each rank's image pools are gathered, and rank 0 writes."""
+    rank_pools = s.dist.gather_to_main(s.registry.pool_states()) if s.dist is not None else None
+    if not s.is_main:
+        return
+    s.previous = checkpoint.save(s.run, s.registry, s.offset + step, {**_trainer_state(step, bad_steps, elapsed), "local_step": step},
+                                 s.previous, rank_pools=rank_pools)
     checkpoint.prune(s.run, s.cfg.train.keep_checkpoints)
     kept = [str(p.relative_to(s.run)) for p in checkpoint.list_checkpoints(s.run)]
     s.manifest.update(step=s.offset + step, epoch=round(s.schedule.epoch(step), 4), total_iters=s.offset + s.schedule.total_iters,
@@ -139,7 +144,7 @@ def sample_grid(registry: DomainRegistry, samples: dict[str, torch.Tensor]) -> l
 
 def _grid_sample(s: Session, name: str) -> torch.Tensor:
     for files in (s.samples[name], s.files[name]):
-        x = fixed_samples(files, s.cfg.data.crop_size, s.cfg.data.load_size, 1)
+        x = fixed_samples(files, s.cfg.data.crop_size, s.cfg.data.load_size, 1, s.cfg.data.resize)
         if x is not None:
             return x.to(s.registry.device)
     raise _no_readable_images(s, name)
@@ -148,7 +153,8 @@ def _grid_sample(s: Session, name: str) -> torch.Tensor:
 def _loop(s: Session) -> TrainResult:
     cfg, reg = s.cfg, s.registry
     names = list(s.files)
-    dataset = DomainImages([s.files[n] for n in names], cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache)
+    dataset = DomainImages([s.files[n] for n in names], cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache,
+                           cfg.data.resize)
     rank, world = (s.dist.rank, s.dist.world_size) if s.dist else (0, 1)
     batches = StepBatches(s.pairs, names, [len(s.files[n]) for n in names], cfg.data.batch_size, s.start, s.stop, cfg.train.seed, rank, world)
     loader = make_loader(dataset, batches, cfg.data.num_workers, reg.device)
@@ -161,6 +167,9 @@ def _loop(s: Session) -> TrainResult:
         print(f"perf: {plan.describe()} on {reg.device}", file=sys.stderr)
     b = cfg.data.batch_size
     bad_steps, step, elapsed = 0, s.start, 0.0
+    # The same on every rank (s.previous is only kept up to date on rank 0), so that all ranks
+    # join the same checkpoint saves.
+    saved_at = s.previous.step - s.offset if s.previous is not None else None
     wait = busy = 0.0
     window_start, window_step = time.perf_counter(), s.start
     from tqdm import tqdm
@@ -206,8 +215,9 @@ def _loop(s: Session) -> TrainResult:
             if s.is_main and (step % cfg.train.sample_every == 0 or step == s.stop):
                 grid = save_grid(sample_grid(reg, samples), s.run / "samples" / f"step_{s.offset + step:09d}.png")
                 logger.image("samples", grid, s.offset + step)
-            if s.is_main and (step % cfg.train.checkpoint_every == 0 or step == s.stop or stopping):
+            if step % cfg.train.checkpoint_every == 0 or step == s.stop or stopping:
                 _save(s, step, bad_steps, elapsed)
+                saved_at = step
             bar.update(1)
             if stopping:
                 result.interrupted = True
@@ -215,7 +225,7 @@ def _loop(s: Session) -> TrainResult:
             tick = time.perf_counter()
     bar.close()
     logger.close()
-    if s.is_main and (s.previous is None or s.previous.step != s.offset + step):  # e.g. nothing left to do on resume
+    if saved_at != step:  # e.g. nothing left to do on resume
         _save(s, step, bad_steps, elapsed)
     if s.dist is not None:
         s.dist.barrier()
@@ -277,7 +287,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
         raise UserError("--max-iters must be >= 0")
     stop = schedule.total_iters if max_iters is None else min(max_iters, schedule.total_iters)
     manifest_exists = (run_path / rundir.MANIFEST).is_file()
-    registry = DomainRegistry(cfg.model, cfg.train, dev)
+    registry = DomainRegistry(cfg.model, cfg.train, dev, rank=ddp.rank if ddp else 0)
     for name in names:
         registry.add(name)
     previous, start = None, 0

@@ -51,6 +51,32 @@ def ref_patchgan(ndf, n_layers=3):
     return nn.Sequential(*layers)
 
 
+class RefPool:
+    """CycleGAN's ImagePool, written out: store until full, then for each image with probability
+    1/2 return a random stored one and keep the new one in its place. Its random numbers come
+    from a generator seeded like the domain's pool, drawn in the same order (uniforms, then slots)."""
+
+    def __init__(self, size, generator_state):
+        self.size, self.images = size, []
+        self.g = torch.Generator()
+        self.g.set_state(generator_state)
+
+    def query(self, images):
+        u = torch.rand(images.shape[0], generator=self.g).tolist()
+        slot = torch.randint(0, self.size, (images.shape[0],), generator=self.g).tolist()
+        out = []
+        for i, image in enumerate(images):
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif u[i] > 0.5:
+                out.append(self.images[slot[i]].clone())
+                self.images[slot[i]] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+
 def copy_in_order(dst: nn.Module, *sources: nn.Module) -> None:
     """Copy parameters by position (the layer order is the architecture's); shapes must agree."""
     theirs = [p for s in sources for p in s.parameters()]
@@ -112,7 +138,7 @@ def test_n2_combogan_equals_reference_cyclegan(float64, lambda_identity):
     reg.use_fused_adam(False)
     opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
-    pool_A, pool_B = copy.deepcopy(a.pool), copy.deepcopy(b.pool)  # same seeded choices (pools: test_pool.py)
+    pool_A, pool_B = RefPool(3, a.pool.generator.get_state()), RefPool(3, b.pool.generator.get_state())
     loss = LossConfig(lambda_identity=lambda_identity)
 
     g = torch.Generator().manual_seed(1)

@@ -82,7 +82,7 @@ class LoaderBatches:
         if len(layout.names) < len(names):
             raise SystemExit(f"error: {root} has {len(layout.names)} domains, fewer than --domains {len(names)}")
         files = files[: len(names)]
-        dataset = DomainImages(files, cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache)
+        dataset = DomainImages(files, cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.cache, cfg.data.resize)
         batches = StepBatches(pairs, names, [len(f) for f in files], cfg.data.batch_size, 0, 10**9, cfg.train.seed)
         self.it = iter(make_loader(dataset, batches, cfg.data.num_workers, device))
         self.b, self.device, self.fmt = cfg.data.batch_size, device, fmt
