@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Imported on first use, so `combogan --help` does not pay for importing torch.
 _LAZY = {

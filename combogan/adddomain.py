@@ -19,7 +19,7 @@ from . import checkpoint, distributed, rundir
 from . import config as config_mod
 from . import perf as perfmod
 from .errors import UserError
-from .layouts import discover, list_images
+from .layouts import dataset_marker, discover, list_images
 from .registry import DomainRegistry
 from .sampler import PairSampler
 from .schedule import Schedule
@@ -30,6 +30,9 @@ def _domain_files(folder: Path) -> tuple[list[Path], list[Path]]:
     """A new domain's folder: images (nested allowed), or train/ and test/ subfolders."""
     if not folder.is_dir():
         raise UserError(f"domain folder not found: {folder}")
+    marker = dataset_marker(folder)
+    if marker and marker != "train/<domain>/":
+        raise UserError(f"domain folder {folder} looks like a whole dataset (it holds {marker}); give one domain's folder")
     if (folder / "train").is_dir():
         return list_images(folder / "train"), list_images(folder / "test")
     return list_images(folder), []
@@ -57,7 +60,10 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
             resume: bool = False, quiet: bool = False) -> Session:
     run_path = rundir.resolve(run, announce=not quiet)
     manifest = rundir.read_manifest(run_path)
-    cfg = config_mod.load(config_file, overrides, base=rundir.read_config(run_path))
+    saved = rundir.read_config(run_path)
+    cfg = config_mod.load(config_file, overrides, base=saved)
+    if overrides is None or not any(o.startswith("loss.lambda_identity=") for o in overrides):
+        rundir.check_identity_meaning(run_path, manifest, saved, cfg)
     index = checkpoint.latest(run_path)
     if index is None:
         raise UserError(f"run {run_path} has no complete checkpoint to grow from")
@@ -90,7 +96,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     data_root = Path(existing_data) if existing_data else Path(manifest.get("dataset", ""))
     if not data_root.is_dir():
         raise UserError(f"the run's dataset folder {data_root} is gone; pass --data DIR with the existing domains' images")
-    layout = discover(data_root)
+    layout = discover(data_root, flag="--data")
     missing = [n for n in old if n not in layout.domains or not layout.domains[n].files("train")]
     if missing:
         raise UserError(f"{data_root} lacks images for existing domain(s) {', '.join(missing)}; pass --data DIR")

@@ -12,7 +12,20 @@ import click
 from . import config as config_mod
 from .errors import UserError
 
-DEVICE = click.Choice(["auto", "cpu", "cuda"])
+class _Device(click.ParamType):
+    """auto, cpu, cuda or cuda:N (checked against the machine when the command runs)."""
+
+    name = "auto|cpu|cuda[:N]"
+
+    def convert(self, value, param, ctx):
+        import re
+
+        if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(value)):
+            return value
+        self.fail(f"'{value}' is not one of auto, cpu, cuda, cuda:N", param, ctx)
+
+
+DEVICE = _Device()
 
 
 def _say(message: str, err: bool = False) -> None:
@@ -71,18 +84,22 @@ def train(domains_dir, config_file, overrides, run, max_iters, device, seed, res
 @click.option("--out", required=True, type=click.Path(), help="Output folder (one subfolder per target when several).")
 @click.option("--grid", type=click.Path(dir_okay=False), help="Also save a PNG grid: input | each target.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--load-size", type=click.IntRange(min=8), help="Translate at the training scale: shorter side resized to N, outputs resized back to the input size.")
+@click.option("--max-side", default=2048, show_default=True, type=click.IntRange(min=0),
+              help="Inputs with a longer side are translated at this size and resized back (bounds memory; 0: no cap).")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Allow writing into a folder that holds the inputs.")
 @click.option("-q", "--quiet", is_flag=True)
-def translate(inputs, run, source, targets, out, grid, batch_size, device, overwrite, quiet) -> None:
+def translate(inputs, run, source, targets, out, grid, batch_size, load_size, max_side, device, overwrite, quiet) -> None:
     """Translate images (files, folders or globs) from one domain to others."""
     from .translate import Translator
 
     translator = Translator(run, device=device, announce=not quiet)
-    report = translator.translate_files(list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None, overwrite, progress=not quiet)
+    report = translator.translate_files(list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None, overwrite,
+                                        progress=not quiet, load_size=load_size, max_side=max_side)
     click.echo(f"translated {report.written} image(s) from {source} -> {out}" + (f"; grid: {report.grid}" if report.grid else ""))
     if report.skipped:
-        click.echo(f"skipped {len(report.skipped)} unreadable file(s)", err=True)
+        click.echo(f"warning: skipped {len(report.skipped)} file(s) (see the warnings above)", err=True)
 
 
 @cli.command("add-domain")
@@ -134,12 +151,15 @@ def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_
 
 @cli.command()
 @click.argument("run", required=False, type=click.Path())
+@click.option("--run", "--run-dir", "run_option", type=click.Path(), help="Run directory (or give it as the argument) [default: most recently updated under runs/].")
 @click.option("--json", "as_json", is_flag=True, help="Print the info as JSON.")
-def info(run, as_json) -> None:
+def info(run, run_option, as_json) -> None:
     """Show a run: domains, step/epoch, parameter counts, config."""
-    from .inspect import run_info
+    from .runinfo import run_info
 
-    data = run_info(run)
+    if run and run_option and Path(run) != Path(run_option):
+        raise click.UsageError(f"two runs given: {run} and --run {run_option}")
+    data = run_info(run or run_option)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

@@ -37,7 +37,7 @@ def _probe(path: Path) -> tuple[int, int]:
 
 
 def check(root: str | Path) -> Report:
-    layout = discover(root)
+    layout = discover(root, flag="combogan data check")
     report = Report(layout)
     seen: dict[str, list[str]] = defaultdict(list)
     for name, domain in layout.domains.items():

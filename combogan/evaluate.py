@@ -120,7 +120,7 @@ def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test
              device: str = "auto", fid_feature: Any = None, max_images: int | None = None, progress: bool = True,
              examples: int = 4) -> dict[str, Any]:
     """Score every ordered pair; returns a JSON-ready dict (also written to out/ and tb/)."""
-    tr = Translator(run, device=device)
+    tr = Translator(run, device=device, announce=progress)  # names the run it picked, like translate
     layout = discover(domains_dir)
     names = [n for n in tr.domains if n in layout.domains and layout.domains[n].files(split)]
     if len(names) < 2:

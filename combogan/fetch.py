@@ -7,6 +7,7 @@ archive brought one), so `--domains` reads them by name.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -90,7 +91,8 @@ def safe_extract(archive: Path, out: Path) -> list[str]:
 
 
 def fetch(dataset: str, out: str | Path, url: str | None = None, sha256: str | None = None, progress: bool = True) -> Path:
-    """Download and unpack `dataset` into out/; returns the dataset folder to pass to --domains."""
+    """Download and unpack `dataset` into `out` itself (an archive's single top folder is
+    dropped), so `out` is the folder to pass to --domains. Returns `out`."""
     spec = recipe(dataset)
     url = url or spec["url"]
     out = Path(out)
@@ -104,11 +106,19 @@ def fetch(dataset: str, out: str | Path, url: str | None = None, sha256: str | N
         raise UserError(f"checksum mismatch for {archive.name} (moved aside as .zip.bad); fetch again")
     if spec.get("size") and archive.stat().st_size != spec["size"]:
         raise UserError(f"{archive.name} has {archive.stat().st_size} bytes, expected {spec['size']}")
-    tops = safe_extract(archive, out)
-    folder = out / dataset if dataset in tops else (out / tops[0] if len(tops) == 1 and (out / tops[0]).is_dir() else out)
-    names_file = folder / "domains.txt"
+    staging = out / f".{dataset}.unzipping"
+    shutil.rmtree(staging, ignore_errors=True)  # a previous extraction cut short
+    tops = safe_extract(archive, staging)
+    content = staging / tops[0] if len(tops) == 1 and (staging / tops[0]).is_dir() else staging
+    clashes = [p.name for p in content.iterdir() if (out / p.name).exists()]
+    if clashes:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"{out} already holds {', '.join(sorted(clashes)[:3])}: fetch into an empty folder (the archive is kept for that)")
+    for p in content.iterdir():
+        p.rename(out / p.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    names_file = out / "domains.txt"
     if not names_file.exists():
         names_file.write_text("\n".join(spec["domains"]) + "\n")
     archive.unlink()
-    return folder
-
+    return out

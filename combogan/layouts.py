@@ -21,7 +21,7 @@ import yaml
 
 from .errors import UserError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}  # GIF: its first frame
 SPLITS = ("train", "test", "val")
 
 
@@ -161,7 +161,20 @@ def _apply_mapping(layout: Layout) -> Layout:
     return Layout(layout.root, layout.kind + " + domains.yaml", out)
 
 
-def discover(root: str | Path) -> Layout:
+def dataset_marker(folder: Path) -> str | None:
+    """What makes `folder` look like a whole dataset rather than one domain: official train0 /
+    trainA folders, or train/ holding only subfolders (train/<domain>/). None if nothing does."""
+    dirs = [p.name for p in _subdirs(folder)]
+    marked = sorted(n for n in dirs if re.fullmatch(r"(train|test)(\d+|[A-Z])", n))
+    if marked:
+        return ", ".join(marked[:3]) + (", …" if len(marked) > 3 else "")
+    train = folder / "train"
+    if train.is_dir() and _subdirs(train) and not any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in train.iterdir()):
+        return "train/<domain>/"
+    return None
+
+
+def discover(root: str | Path, flag: str = "--domains") -> Layout:
     """Detect the layout of `root` and list each domain's image files per split."""
     root = Path(root).expanduser()
     if not root.exists():
@@ -171,7 +184,15 @@ def discover(root: str | Path) -> Layout:
     dirs = {p.name: p for p in _subdirs(root)}
     if not dirs:
         raise UserError(f"no domain folders in {root} (expected one subfolder per domain, e.g. {root}/summer/)")
-    layout = _combogan(root, dirs) or _cyclegan(root, dirs) or _split_first(root, dirs) or _domain_first(root, dirs) or _flat(root, dirs)
+    layout = _combogan(root, dirs) or _cyclegan(root, dirs) or _split_first(root, dirs)
+    if layout is None:
+        # e.g. `data fetch alps DIR` twice, or a folder holding several datasets: its subfolders
+        # would each become one domain made of every image below it.
+        for sub in dirs.values():
+            marker = dataset_marker(sub)
+            if marker:
+                raise UserError(f"{root} looks like a folder of datasets ({sub.name}/ holds {marker}); did you mean {flag} {sub}?")
+        layout = _domain_first(root, dirs) or _flat(root, dirs)
     return _apply_mapping(layout)
 
 

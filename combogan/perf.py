@@ -94,9 +94,15 @@ def plan(perf: PerfConfig, model: ModelConfig, device: torch.device, distributed
     precision = perf.precision if perf.precision != "auto" else "fp32"
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UserError("perf.precision=bf16 needs a GPU with bfloat16 support (Ampere or newer)")
+    compile_ = _choose("compile", perf.compile, False, _compile_blocker(device))
+    # torch.compile compiles lazily, on a network's first call, and is not thread-safe: the two
+    # halves would compile the same encoders and decoders from two threads at once.
+    overlap_blocker = _overlap_blocker(model, device) or (
+        "perf.compile is on, and torch.compile is not thread-safe (the two halves would compile the same networks at once)"
+        if compile_ else None)
     return PerfPlan(
-        overlap=_choose("overlap", perf.overlap, cpu and torch.get_num_threads() >= 2, _overlap_blocker(model, device)),
-        compile=_choose("compile", perf.compile, False, _compile_blocker(device)),
+        overlap=_choose("overlap", perf.overlap, cpu and torch.get_num_threads() >= 2, overlap_blocker),
+        compile=compile_,
         precision=precision,
         channels_last=_choose("channels_last", perf.channels_last, False, None),
         fused_adam=_choose("fused_adam", perf.fused_adam, True, None),

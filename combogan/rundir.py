@@ -22,7 +22,9 @@ from .errors import UserError
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
 RUNS_ROOT = Path("runs")
-MANIFEST_VERSION = 1
+# 2 (combogan 0.2): loss.lambda_identity became CycleGAN's identity; in version-1 runs it named
+# the autoencoding term. The manifest version is what tells the two apart.
+MANIFEST_VERSION = 2
 
 
 def default_run_for(domains_dir: Path) -> Path:
@@ -77,6 +79,16 @@ def new_manifest(domains: list[dict[str, Any]], dataset: str, layout: str) -> di
     return {"format": "combogan-run", "version": MANIFEST_VERSION, "dataset": dataset, "layout": layout, "domains": domains,
             "step": 0, "epoch": 0.0, "checkpoints": [],
             "files": {"config": CONFIG, "tensorboard": "tb", "samples": "samples", "checkpoints": checkpoint.CKPT_DIR}}
+
+
+def check_identity_meaning(run: Path, manifest: dict[str, Any], saved: Config, cfg: Config) -> None:
+    """Refuse to continue a combogan 0.1 run whose loss.lambda_identity (then: the autoencoding
+    term ||dec_A(enc_A(a)) - a||) would silently become CycleGAN's identity ||dec_A(enc_B(a)) - a||."""
+    if manifest.get("version", 1) >= 2 or saved.loss.lambda_identity == 0 or cfg.loss.lambda_identity != saved.loss.lambda_identity:
+        return
+    raise UserError(f"{run} was trained by combogan 0.1, where loss.lambda_identity={saved.loss.lambda_identity} meant the autoencoding "
+                    "term; since 0.2 it means CycleGAN's identity. Continue with --set loss.lambda_identity=0 (for ComboGAN's "
+                    "autoencoding add --set loss.lambda_autoencode=W; see the README's loss table)")
 
 
 def domain_names(manifest: dict[str, Any]) -> list[str]:

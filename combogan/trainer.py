@@ -298,7 +298,9 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
         saved_names = rundir.domain_names(manifest)
         if saved_names != names:
             raise UserError(f"cannot resume: the run has domains {saved_names} but {domains_dir} has {names}")
-        changed = _check_resume_config(rundir.read_config(run_path), cfg)
+        saved = rundir.read_config(run_path)
+        changed = _check_resume_config(saved, cfg)
+        rundir.check_identity_meaning(run_path, manifest, saved, cfg)
         if changed and not quiet:
             print(f"note: resuming with changed settings: {', '.join(changed)}", file=sys.stderr)
         atomic.sweep_temp_files(run_path)

@@ -10,7 +10,7 @@ import glob
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,13 +26,34 @@ from .layouts import IMAGE_EXTENSIONS, list_images
 from .registry import DomainRegistry
 
 
+# The smallest side the generator takes: its 7x7 reflection padding needs >= 4 pixels, and after
+# the two stride-2 stages InstanceNorm needs more than one value per channel (8 -> 2x2).
+MIN_SIDE = 8
+# By default a larger input (a 24-megapixel photo) is translated with its longer side at this size
+# and the outputs resized back: at full size its activations alone would take tens of GB.
+DEFAULT_MAX_SIDE = 2048
+# Pixels of one translate batch: ngf=64 keeps ~64 floats per pixel per activation at full
+# resolution, so this bounds a batch's activations to a few hundred MB whatever --batch-size says.
+BATCH_PIXELS = 4 * 1024 * 1024
+
+
 def _pad(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (bottom/right) to a multiple of 4 and at least MIN_SIDE; return the original size."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max(MIN_SIDE, h + (-h) % multiple) - h, max(MIN_SIDE, w + (-w) % multiple) - w
     if ph or pw:
-        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+        mode = "reflect" if h > ph and w > pw else "replicate"  # reflection needs pad < side
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
+
+
+def working_size(h: int, w: int, load_size: int | None = None, max_side: int | None = None) -> tuple[int, int]:
+    """The size an (h, w) input is translated at: shorter side at `load_size` (if given), then
+    scaled down so the longer side is at most `max_side` (if given; 0 or None: no cap)."""
+    scale = load_size / min(h, w) if load_size else 1.0
+    if max_side and max(h, w) * scale > max_side:
+        scale = max_side / max(h, w)
+    return (h, w) if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
 
 
 @torch.no_grad()
@@ -100,7 +121,10 @@ class Translator:
         return y if image.dim() == 4 else y[0]
 
     def translate_files(self, inputs: list[str], source: str, to: list[str], out: Path, batch_size: int = 8,
-                        grid: Path | None = None, overwrite: bool = False, progress: bool = True) -> TranslateReport:
+                        grid: Path | None = None, overwrite: bool = False, progress: bool = True,
+                        load_size: int | None = None, max_side: int | None = DEFAULT_MAX_SIDE) -> TranslateReport:
+        """Translate files; each is translated at working_size(load_size, max_side) and its
+        outputs are resized back to the input's own size."""
         targets = self.targets(source, to)
         files = expand_inputs(inputs)
         out = Path(out)
@@ -108,24 +132,44 @@ class Translator:
         from tqdm import tqdm
 
         skipped: list[str] = []
+        failed: list[str] = []
+        capped = 0
         grid_rows: list[list[torch.Tensor]] = []
         written = 0
         bar = tqdm(total=len(files), desc=f"{source} -> {','.join(targets)}", unit="img", disable=not progress, file=sys.stderr)
-        for batch in _same_size_batches(files, batch_size, skipped):
-            x = torch.stack([to_model_range(img) for _, img in batch]).to(self.device)
-            outputs = translate_tensor(self.registry, x, source, targets)
+        for batch in _same_size_batches(files, batch_size, skipped, lambda h, w: working_size(h, w, load_size, max_side)):
+            capped += sum(1 for item in batch if max_side and max(item.size) > max_side and item.image.shape[-2:] != item.size)
+            x = torch.stack([to_model_range(item.image) for item in batch]).to(self.device)
+            try:
+                outputs = translate_tensor(self.registry, x, source, targets)
+            except (RuntimeError, ValueError) as exc:  # e.g. out of memory: skip these, go on
+                reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                for item in batch:
+                    print(f"warning: skipping {item.path}: could not translate it ({reason})", file=sys.stderr)
+                    failed.append(f"{item.path}: {reason}")
+                bar.update(len(batch))
+                continue
             for t in targets:
                 folder = out / t if len(targets) > 1 else out
-                for (rel, _), y in zip(batch, outputs[t]):
-                    _save(to_uint8(y).cpu(), folder / rel)
+                for item, y in zip(batch, outputs[t]):
+                    y = to_uint8(y).cpu()
+                    if tuple(y.shape[-2:]) != item.size:  # translated at another scale: back to the input's size
+                        y = TF.resize(y, list(item.size), antialias=True)
+                    _save(y, folder / item.rel)
             written += len(batch)
             if grid is not None and len(grid_rows) < 8:
-                for i, (_, img) in enumerate(batch[: 8 - len(grid_rows)]):
-                    grid_rows.append([to_model_range(img)] + [outputs[t][i].cpu() for t in targets])
+                for i, item in enumerate(batch[: 8 - len(grid_rows)]):
+                    grid_rows.append([to_model_range(item.image)] + [outputs[t][i].cpu() for t in targets])
             bar.update(len(batch))
         bar.close()
+        if capped and progress:
+            print(f"note: {capped} input(s) with a side over --max-side {max_side} were translated at that size and resized back "
+                  "(--max-side 0 translates at full size)", file=sys.stderr)
         if written == 0:
+            if failed:
+                raise UserError(f"could not translate any input ({failed[0]})")
             raise UserError(f"no readable images among the inputs ({len(skipped)} skipped)")
+        skipped += [f.split(": ", 1)[0] for f in failed]
         if grid is not None:
             from .logger import save_grid
 
@@ -184,9 +228,19 @@ def _refuse_overwriting_inputs(files: list[tuple[Path, Path]], out: Path, target
             raise UserError(f"output folder {out} would overwrite or mix with the inputs; choose another --out (or pass --overwrite)")
 
 
-def _same_size_batches(files: list[tuple[Path, Path]], batch_size: int, skipped: list[str]) -> Iterator[list[tuple[Path, torch.Tensor]]]:
-    """Stream decoded images in batches of equal size (never holding more than one batch)."""
-    batch: list[tuple[Path, torch.Tensor]] = []
+@dataclass
+class _Input:
+    path: Path
+    rel: Path  # output name relative to --out
+    image: torch.Tensor  # uint8 (3, h, w) at the working size
+    size: tuple[int, int]  # the input's own (h, w): outputs are saved at this size
+
+
+def _same_size_batches(files: list[tuple[Path, Path]], batch_size: int, skipped: list[str],
+                       size_for: Callable[[int, int], tuple[int, int]]) -> Iterator[list[_Input]]:
+    """Stream decoded images, resized to size_for(h, w), in batches of equal size (never holding
+    more than one batch, and at most BATCH_PIXELS pixels in one)."""
+    batch: list[_Input] = []
     for path, rel in files:
         try:
             img = load_image(path)
@@ -194,10 +248,15 @@ def _same_size_batches(files: list[tuple[Path, Path]], batch_size: int, skipped:
             print(f"warning: skipping unreadable image {exc}", file=sys.stderr)
             skipped.append(str(path))
             continue
-        if batch and (img.shape != batch[0][1].shape or len(batch) == batch_size):
+        h, w = img.shape[-2:]
+        work = size_for(h, w)
+        if work != (h, w):
+            img = TF.resize(img, list(work), antialias=True)
+        room = max(1, min(batch_size, BATCH_PIXELS // (work[0] * work[1])))
+        if batch and (img.shape != batch[0].image.shape or len(batch) >= room):
             yield batch
             batch = []
-        batch.append((rel, img))
+        batch.append(_Input(path, rel, img, (h, w)))
     if batch:
         yield batch
 

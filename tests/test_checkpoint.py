@@ -86,3 +86,24 @@ def test_resume_with_other_architecture_refused_and_nothing_modified(seasons, tr
 def test_existing_run_without_resume_is_refused(seasons, trained_run):
     with pytest.raises(UserError, match="already exists"):
         train(seasons, tiny_config(), run=trained_run, device="cpu", max_iters=2, quiet=True)
+
+
+def test_a_combogan_0_1_run_with_identity_on_is_not_silently_reinterpreted(seasons, tmp_path, capsys):
+    """Version-1 runs meant the autoencoding term by loss.lambda_identity; resuming one with the
+    same setting is refused with one line naming the version, and works once the setting changes."""
+    import json
+
+    from combogan.cli import main
+    from conftest import TINY_SET
+
+    args = ["train", "--domains", str(seasons), "--run", str(tmp_path / "old"), "--device", "cpu", "-q"]
+    args += [a for s in TINY_SET + ["loss.lambda_identity=0.5"] for a in ("--set", s)]
+    assert main(args + ["--max-iters", "1"]) == 0
+    manifest = tmp_path / "old" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": 1}))  # as combogan 0.1 wrote it
+    capsys.readouterr()
+    assert main(args + ["--max-iters", "2", "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "trained by combogan 0.1" in err and len(err.splitlines()) == 1
+    assert main(args + ["--max-iters", "2", "--resume", "--set", "loss.lambda_identity=0", "--set", "loss.lambda_autoencode=5"]) == 0
+    assert json.loads(manifest.read_text())["version"] == 2 and json.loads(manifest.read_text())["step"] == 2

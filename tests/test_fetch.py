@@ -64,6 +64,8 @@ def _official_zip(path, k=4, n=3):
 def test_fetch_unzips_and_names_domains(tmp_path, server):
     RangeHandler.files["/alps.zip"] = _official_zip(tmp_path / "src.zip")
     folder = fetch("alps_seasons", tmp_path / "data", url=server + "/alps.zip", progress=False)
+    assert folder == tmp_path / "data" and (folder / "train0").is_dir()  # the zip's top folder is dropped
+    assert sorted(p.name for p in folder.iterdir()) == ["domains.txt"] + [f"{s}{i}" for s in ("test", "train") for i in range(4)]
     layout = discover(folder)
     assert layout.names == ["spring", "summer", "autumn", "winter"]
     assert layout.counts()["winter"] == {"train": 3, "test": 3}
@@ -78,7 +80,7 @@ def test_fetch_resumes_a_partial_download(tmp_path, server):
     (out / "alps_seasons.zip.part").write_bytes(data[:1000])
     fetch("alps_seasons", out, url=server + "/alps.zip", progress=False)
     assert RangeHandler.requests == [("/alps.zip", "bytes=1000-")]
-    assert (out / "alps_seasons" / "train3" / "0.png").is_file()
+    assert (out / "train3" / "0.png").is_file()
 
 
 def test_zip_slip_rejected(tmp_path, server):
@@ -108,3 +110,13 @@ def test_checksum_http_errors_and_offline(tmp_path, server, capsys):
     code = main(["data", "fetch", "alps_seasons", str(tmp_path / "c"), "--url", "http://127.0.0.1:9/none.zip", "-q"])
     err = capsys.readouterr().err
     assert code == 1 and "data synth" in err and len(err.strip().splitlines()) == 1
+
+
+def test_fetch_refuses_to_mix_with_existing_folders(tmp_path, server):
+    RangeHandler.files["/alps.zip"] = _official_zip(tmp_path / "src.zip")
+    out = tmp_path / "data"
+    (out / "train0").mkdir(parents=True)
+    (out / "train0" / "mine.png").write_bytes(b"keep me")
+    with pytest.raises(UserError, match="already holds train0"):
+        fetch("alps_seasons", out, url=server + "/alps.zip", progress=False)
+    assert (out / "train0" / "mine.png").read_bytes() == b"keep me" and (out / "alps_seasons.zip").is_file()

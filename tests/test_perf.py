@@ -117,6 +117,15 @@ def test_compile_needs_a_compiler(monkeypatch):
         perf.plan(PerfConfig(compile="on"), ModelConfig(), CPU)
 
 
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compile_and_overlap_are_not_combined():
+    torch.set_num_threads(2)
+    assert not perf.plan(PerfConfig(compile="on"), ModelConfig(), CPU).overlap  # auto steps aside
+    assert perf.plan(PerfConfig(compile="on"), ModelConfig(), CPU).compile
+    with pytest.raises(UserError, match="perf.overlap=on cannot be used here: perf.compile is on, and torch.compile is not thread-safe"):
+        perf.plan(PerfConfig(compile="on", overlap="on"), ModelConfig(), CPU)
+
+
 # ---- overlap ---------------------------------------------------------------------------------
 def test_overlap_matches_sequential_and_is_repeatable():
     loss = LossConfig(lambda_identity=0.5, lambda_latent=1.0)  # every term, both halves

@@ -87,6 +87,13 @@ def copy_in_order(dst: nn.Module, *sources: nn.Module) -> None:
             p.copy_(q)
 
 
+def biases_before_instancenorm(net: nn.Module) -> set:
+    """The bias of every conv whose next layer is an InstanceNorm (affine=False)."""
+    layers = [m for m in net.modules() if not isinstance(m, (nn.Sequential, RefResBlock))]
+    return {id(conv.bias) for conv, nxt in zip(layers, layers[1:])
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(nxt, nn.InstanceNorm2d)}
+
+
 def reference_cyclegan_step(G_A, G_B, D_A, D_B, opt_G, opt_D, pool_A, pool_B, real_A, real_B, lam, lam_idt):
     mse = lambda p, t: F.mse_loss(p, torch.full_like(p, float(t)))  # noqa: E731
     fake_B, fake_A = G_A(real_A), G_B(real_B)
@@ -157,10 +164,22 @@ def test_n2_combogan_equals_reference_cyclegan(float64, lambda_identity):
         assert set(got) == set(names) | {"G_total"}
         for mine, theirs in names.items():
             assert got[mine].item() == pytest.approx(ref[theirs].item(), rel=1e-9, abs=1e-12), (step, mine)
+    # Every parameter after Adam, except the conv biases right before an InstanceNorm: no output
+    # depends on them, their true gradient is 0, and Adam scales the rounding noise autograd
+    # leaves there (1e-15 here, and not even repeatable run to run) into visible steps. Those are
+    # checked as what they are: the networks' outputs on fixed inputs.
     mine = [(G_A, (a.encoder, b.decoder)), (G_B, (b.encoder, a.decoder)), (D_A, (b.discriminator,)), (D_B, (a.discriminator,))]
+    x = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
     for ref_net, ours in mine:
+        inert = biases_before_instancenorm(ref_net)
         for p, q in zip(ref_net.parameters(), [p for m in ours for p in m.parameters()], strict=True):
-            torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-12)
+            if id(p) not in inert:
+                torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-12)
+        with torch.no_grad():
+            theirs = ref_net(x)
+            for m in ours:
+                x_ = m(x) if m is ours[0] else m(x_)
+        torch.testing.assert_close(x_, theirs, rtol=1e-9, atol=1e-12)
 
 
 def test_combogan_autoencode_and_forward_terms_are_the_official_ones():
