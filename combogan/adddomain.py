@@ -67,7 +67,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     index = checkpoint.latest(run_path)
     if index is None:
         raise UserError(f"run {run_path} has no complete checkpoint to grow from")
-    arch = checkpoint.load_arch(run_path, index)
+    arch = checkpoint.load_arch(index)
     if arch != cfg.model:
         raise UserError("add-domain keeps the run's architecture; do not change model.* settings")
 

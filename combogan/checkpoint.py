@@ -142,7 +142,7 @@ def prune(run: Path, keep: int) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def load_arch(run: Path, index: CheckpointIndex) -> ModelConfig:
+def load_arch(index: CheckpointIndex) -> ModelConfig:
     try:
         return ModelConfig(**index.arch)
     except TypeError:

@@ -110,18 +110,6 @@ def all_keys(cfg: Config | None = None) -> list[str]:
     return [f"{s.name}.{f.name}" for s in dataclasses.fields(cfg) for f in dataclasses.fields(getattr(cfg, s.name))]
 
 
-def describe_keys() -> list[tuple[str, str, Any]]:
-    """(key, type name, default) for documentation and `combogan info --keys`."""
-    cfg = Config()
-    out = []
-    for s in dataclasses.fields(cfg):
-        section = getattr(cfg, s.name)
-        hints = typing.get_type_hints(type(section))
-        for f in dataclasses.fields(section):
-            out.append((f"{s.name}.{f.name}", hints[f.name].__name__, getattr(section, f.name)))
-    return out
-
-
 def _suggest(key: str, options: list[str]) -> str:
     close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .errors import UserError
 from .layouts import Layout, discover
 
 MIN_IMAGES = 10
@@ -84,8 +83,3 @@ def format_report(r: Report) -> list[str]:
     lines += [f"problem: {e}" for e in r.errors]
     lines.append("ok: ready to train" if r.ok else "not ready: training would fail")
     return lines
-
-
-def require_ok(r: Report) -> None:
-    if not r.ok:
-        raise UserError(r.errors[0])

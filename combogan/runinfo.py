@@ -16,7 +16,7 @@ def run_info(run: str | Path | None) -> dict[str, Any]:
     manifest = rundir.read_manifest(path)
     cfg = rundir.read_config(path)
     index = checkpoint.latest(path, verify=False)
-    arch = checkpoint.load_arch(path, index) if index else cfg.model
+    arch = checkpoint.load_arch(index) if index else cfg.model
     # Parameter counts come from the architecture; building the nets is cheap and exact.
     registry = DomainRegistry(arch, TrainConfig(pool_size=0))
     domains = []

@@ -94,7 +94,7 @@ class Session:
         return _loop(self)
 
 
-def _trainer_state(step: int, bad_steps: int, elapsed: float) -> dict[str, Any]:
+def _trainer_state(bad_steps: int, elapsed: float) -> dict[str, Any]:
     state = {"bad_steps": bad_steps, "elapsed": elapsed, "rng_cpu": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["rng_cuda"] = torch.cuda.get_rng_state_all()
@@ -116,7 +116,7 @@ def _save(s: Session, step: int, bad_steps: int, elapsed: float) -> None:
     rank_pools = s.dist.gather_to_main(s.registry.pool_states()) if s.dist is not None else None
     if not s.is_main:
         return
-    s.previous = checkpoint.save(s.run, s.registry, s.offset + step, {**_trainer_state(step, bad_steps, elapsed), "local_step": step},
+    s.previous = checkpoint.save(s.run, s.registry, s.offset + step, {**_trainer_state(bad_steps, elapsed), "local_step": step},
                                  s.previous, rank_pools=rank_pools)
     checkpoint.prune(s.run, s.cfg.train.keep_checkpoints)
     kept = [str(p.relative_to(s.run)) for p in checkpoint.list_checkpoints(s.run)]
@@ -307,7 +307,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
         previous = checkpoint.latest(run_path)
         if previous is None:
             raise UserError(f"cannot resume: {run_path} has no complete checkpoint")
-        if checkpoint.load_arch(run_path, previous) != cfg.model:
+        if checkpoint.load_arch(previous) != cfg.model:
             raise UserError("cannot resume: the checkpoint's architecture differs from the run's config.yaml")
         trainer = checkpoint.load_into(run_path, previous, registry, with_state=True)
         _restore_rng(trainer)

@@ -84,7 +84,7 @@ class Translator:
             raise UserError(f"run {self.run} has no complete checkpoint yet")
         self.step = index.step
         self.device = resolve_device(device)
-        self.registry = DomainRegistry(checkpoint.load_arch(self.run, index), TrainConfig(pool_size=0), self.device)
+        self.registry = DomainRegistry(checkpoint.load_arch(index), TrainConfig(pool_size=0), self.device)
         for name in index.domains:
             self.registry.add(name, with_optimizers=False)
         checkpoint.load_into(self.run, index, self.registry, with_state=False)

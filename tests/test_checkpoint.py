@@ -18,7 +18,7 @@ def _scalars(run, tag):
     return {e.step: e.value for e in acc.Scalars(tag)}
 
 
-def test_save_load_gives_identical_outputs(trained_run, seasons):
+def test_save_load_gives_identical_outputs(trained_run):
     x = torch.rand(2, 3, 28, 36) * 2 - 1
     t1, t2 = Translator(trained_run, device="cpu"), Translator(trained_run, device="cpu")
     y1, y2 = t1.translate(x, "summer", "winter"), t2.translate(x, "summer", "winter")

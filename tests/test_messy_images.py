@@ -1,6 +1,7 @@
 """Messy images of every kind: each loads as RGB at the right size, or is skipped cleanly."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,22 @@ def test_data_check_report_and_exit_codes(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "problem: domain 'night' has no readable training images" in captured.out
     assert captured.err.startswith("error: ")
+
+
+def test_resize_square_is_the_paper_resize_and_crop(tmp_path):
+    """data.resize=square stretches to load x load (official resize_and_crop); shorter_side keeps
+    the aspect ratio. Both then crop crop_size squares."""
+    from combogan.config import load
+    from combogan.data import DomainImages
+    from combogan.errors import UsageError
+
+    Image.new("RGB", (120, 60), (200, 10, 10)).save(tmp_path / "wide.png")
+    assert tuple(load_image(tmp_path / "wide.png", 36, "square").shape) == (3, 36, 36)
+    assert tuple(load_image(tmp_path / "wide.png", 36).shape) == (3, 36, 72)
+    square = DomainImages([[tmp_path / "wide.png"]], 36, 32, flip=False, resize="square")
+    assert tuple(square[(0, 0, 1)][0].shape) == (3, 32, 32)
+    assert load(None, ["data.resize=square"]).data.resize == "square"
+    with pytest.raises(UsageError, match="data.resize must be 'shorter_side' or 'square'"):
+        load(None, ["data.resize=stretch"])
+    for paper in ("configs/alps_seasons.yaml", "configs/cyclegan.yaml"):
+        assert load(Path(__file__).parent.parent / paper).data.resize == "square"

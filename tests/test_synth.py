@@ -18,7 +18,7 @@ def test_layout_pairs_and_disjoint_train(seasons):
         assert not train_ids[i] & set(test_names[0])
 
 
-def test_seeded_and_deterministic(tmp_path):
+def test_seeded_and_deterministic():
     a = render_all(5, 48, seed=1)
     b = render_all(5, 48, seed=1)
     c = render_all(5, 48, seed=2)
