@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: demo test venv clean
+.PHONY: demo test lint venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,10 @@ demo: venv
 	$(BIN)/python tools/demo_report.py $(DEMO)
 	@echo "grid: $(DEMO)/summer_to_winter.png (rows: summer input | winter output); run: $(DEMO)/run"
 
-test: venv
+lint: venv
+	$(BIN)/ruff check combogan tools tests domains
+
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -4,6 +4,11 @@
     cfg = load_config("configs/demo.yaml", ["model.ngf=16"])
     train("data/alps", cfg, run="runs/alps")
     winter = Translator("runs/alps").translate(pil_image, "summer", "winter")
+
+Layout: combogan.model (networks, losses, the ComboGAN model object), combogan.training (the step,
+training state, schedule, loop, add-domain), combogan.accel (speed plans that wrap the step),
+combogan.data (images, loader, layouts, check, fetch), combogan.runs (run directory,
+checkpoints), combogan.apps (translate, evaluate, info), combogan.cli.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ __version__ = "0.2.0"
 
 # Imported on first use, so `combogan --help` does not pay for importing torch.
 _LAZY = {
-    "Config": "config", "load_config": ("config", "load"), "UserError": "errors", "DomainRegistry": "registry",
-    "train_step": "step", "TrainResult": "trainer", "train": "trainer", "Translator": "translate",
+    "Config": "config", "load_config": ("config", "load"), "UserError": "errors", "ComboGAN": "model.combogan",
+    "TrainState": "training.state", "Step": "training.step", "TrainResult": "training.loop", "train": "training.loop",
+    "Translator": "apps.translator",
 }
 __all__ = sorted(_LAZY)
 

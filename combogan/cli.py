@@ -12,6 +12,7 @@ import click
 from . import config as config_mod
 from .errors import UserError
 
+
 class _Device(click.ParamType):
     """auto, cpu, cuda or cuda:N (checked against the machine when the command runs)."""
 
@@ -64,7 +65,7 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; only the final summary.")
 def train(domains_dir, config_file, overrides, run, max_iters, device, seed, resume, quiet) -> None:
     """Train a ComboGAN run on every domain of a dataset folder."""
-    from .trainer import train as train_run
+    from .training.loop import train as train_run
 
     overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
     cfg = config_mod.load(config_file, overrides)
@@ -92,11 +93,12 @@ def train(domains_dir, config_file, overrides, run, max_iters, device, seed, res
 @click.option("-q", "--quiet", is_flag=True)
 def translate(inputs, run, source, targets, out, grid, batch_size, load_size, max_side, device, overwrite, quiet) -> None:
     """Translate images (files, folders or globs) from one domain to others."""
-    from .translate import Translator
+    from .apps.translate import translate_files
+    from .apps.translator import Translator
 
     translator = Translator(run, device=device, announce=not quiet)
-    report = translator.translate_files(list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None, overwrite,
-                                        progress=not quiet, load_size=load_size, max_side=max_side)
+    report = translate_files(translator, list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None,
+                             overwrite, progress=not quiet, load_size=load_size, max_side=max_side)
     click.echo(f"translated {report.written} image(s) from {source} -> {out}" + (f"; grid: {report.grid}" if report.grid else ""))
     if report.skipped:
         click.echo(f"warning: skipped {len(report.skipped)} file(s) (see the warnings above)", err=True)
@@ -113,7 +115,7 @@ def translate(inputs, run, source, targets, out, grid, batch_size, load_size, ma
 @click.option("-q", "--quiet", is_flag=True)
 def add_domain(run, domains, config_file, overrides, existing_data, max_iters, device, resume, quiet) -> None:
     """Add new domains to a trained run, keeping the existing ones frozen."""
-    from .adddomain import add_domains, parse_domain_args
+    from .training.adddomain import add_domains, parse_domain_args
 
     result = add_domains(run, parse_domain_args(list(domains)), config_file, list(overrides), existing_data, device, max_iters, resume, quiet)
     names = ", ".join(parse_domain_args(list(domains)))
@@ -137,7 +139,8 @@ def add_domain(run, domains, config_file, overrides, existing_data, max_iters, d
 @click.option("-q", "--quiet", is_flag=True)
 def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_images, device, quiet) -> None:
     """Score every domain pair: L1/PSNR/SSIM vs ground truth and baselines, cycle L1, FID/KID."""
-    from .evaluate import evaluate, format_table
+    from .apps.evaluate import evaluate
+    from .apps.report import format_table
 
     feature = feature_weights if feature_weights else (2048 if fid else None)
     report = evaluate(run, domains_dir, split, out, device, feature, max_images, progress=not quiet)
@@ -155,7 +158,7 @@ def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_
 @click.option("--json", "as_json", is_flag=True, help="Print the info as JSON.")
 def info(run, run_option, as_json) -> None:
     """Show a run: domains, step/epoch, parameter counts, config."""
-    from .runinfo import run_info
+    from .apps.runinfo import run_info
 
     if run and run_option and Path(run) != Path(run_option):
         raise click.UsageError(f"two runs given: {run} and --run {run_option}")
@@ -209,7 +212,7 @@ def data_synth(dataset, out, size, n_train, n_test, seed, quiet) -> None:
 def data_check(root) -> None:
     """Show the layout, domains, counts and sizes found in ROOT, and every problem (exit 1 if
     training would fail)."""
-    from .datacheck import check, format_report
+    from .data.check import check, format_report
 
     report = check(root)
     for line in format_report(report):
@@ -226,7 +229,7 @@ def data_check(root) -> None:
 @click.option("-q", "--quiet", is_flag=True)
 def data_fetch(dataset, out, url, sha256, quiet) -> None:
     """Download an official dataset (resumable), unzip it safely and name its domains."""
-    from .fetch import fetch
+    from .data.fetch import fetch
 
     folder = fetch(dataset, out, url=url, sha256=sha256, progress=not quiet)
     click.echo(f"{dataset} is in {folder}; train with: combogan train --domains {folder}")

@@ -5,7 +5,7 @@ dataset.yaml (names in the official train0..K order, fetch URL) and optionally a
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ def recipe_names() -> list[str]:
     return sorted(p.parent.name for p in _HERE.glob("*/dataset.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def recipe(name: str) -> dict[str, Any]:
     path = _HERE / name / "dataset.yaml"
     if not path.is_file():

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from combogan.config import Config, ModelConfig, TrainConfig, load
+from combogan.config import Config, LossConfig, ModelConfig, TrainConfig, load
+from combogan.model.combogan import ComboGAN
+from combogan.training.state import TrainState
+from combogan.training.step import Executor, Step
 
 TINY_SET = [
     "model.ngf=8", "model.ndf=8", "model.n_blocks=2", "data.load_size=36", "data.crop_size=32",
@@ -41,33 +44,47 @@ def seasons(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(seasons, tmp_path_factory) -> Path:
     """A tiny 4-season run trained for a few steps (shared read-only by several tests)."""
-    from combogan.trainer import train
+    from combogan.training.loop import train
 
     run = tmp_path_factory.mktemp("runs") / "seasons"
     train(seasons, tiny_config(), run=run, device="cpu", max_iters=6, quiet=True)
     return run
 
 
+class Trainee:
+    """A model and its training state, as the tests build them: trainee.step(pair, a, b, loss, run)."""
+
+    def __init__(self, names=("a", "b", "c"), model: ModelConfig | None = None, pool_size: int = 2, device: str = "cpu", seed: int = 0):
+        torch.manual_seed(seed)
+        self.model = ComboGAN(model or tiny_model(), names).to(device)
+        self.state = TrainState(self.model, TrainConfig(pool_size=pool_size))
+        for n in names:
+            self.state.add(n)
+
+    def step(self, pair, real_a, real_b, loss: LossConfig = LossConfig(), run: Executor | None = None) -> dict[str, torch.Tensor]:
+        return Step(self.model, self.state, loss, run)(pair, real_a, real_b)
+
+
 @torch.no_grad()
-def network_outputs(registry, size: int = 32) -> dict[str, torch.Tensor]:
+def network_outputs(model: ComboGAN, size: int = 32) -> dict[str, torch.Tensor]:
     """Every domain's networks as functions: outputs on fixed inputs (enc_a -> dec_b for every
-    ordered pair including a == b, and each critic), for comparing two registries."""
+    ordered pair including a == b, and each critic), for comparing two models."""
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(12345)) * 2 - 1
-    x = x.to(next(registry.parameters()).device)
+    x = x.to(next(model.parameters()).device)
     out = {}
-    for a in registry.names:
-        z = registry[a].encoder(x)
-        for b in registry.names:
-            out[f"{a}->{b}"] = registry[b].decoder(z)
-        out[f"D/{a}"] = registry[a].discriminator(x)
+    for a in model.names:
+        z = model.encoders[a](x)
+        for b in model.names:
+            out[f"{a}->{b}"] = model.decoders[b](z)
+        out[f"D/{a}"] = model.discriminators[a](x)
     return out
 
 
-def assert_same_functions(reg1, reg2, rtol: float, atol: float) -> None:
-    o1, o2 = network_outputs(reg1), network_outputs(reg2)
+def assert_same_functions(m1: ComboGAN, m2: ComboGAN, rtol: float, atol: float) -> None:
+    o1, o2 = network_outputs(m1), network_outputs(m2)
     assert o1.keys() == o2.keys()
     for k in o1:
         torch.testing.assert_close(o1[k], o2[k], rtol=rtol, atol=atol, msg=lambda m, k=k: f"{k}: {m}")
 
 
-__all__ = ["tiny_config", "tiny_model", "TrainConfig", "assert_same_functions", "network_outputs"]
+__all__ = ["tiny_config", "tiny_model", "TrainConfig", "Trainee", "assert_same_functions", "network_outputs"]

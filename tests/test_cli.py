@@ -5,10 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_SET
 from PIL import Image
 
 from combogan.cli import main
-from conftest import TINY_SET
 
 TINY = [a for s in TINY_SET for a in ("--set", s)] + ["--device", "cpu", "-q"]
 
@@ -121,7 +121,7 @@ def test_console_script_and_module_entry(tmp_path):
 
 
 def test_translate_load_size_and_max_side(trained_run, tmp_path, capsys):
-    from combogan.translate import working_size
+    from combogan.apps.translate import working_size
 
     assert working_size(600, 400, load_size=36) == (54, 36)
     assert working_size(4000, 6000) == (4000, 6000) and working_size(4000, 6000, max_side=2048) == (1365, 2048)
@@ -130,10 +130,10 @@ def test_translate_load_size_and_max_side(trained_run, tmp_path, capsys):
     inputs.mkdir()
     Image.new("RGB", (90, 60), (10, 120, 200)).save(inputs / "wide.png")
     seen = []
-    import combogan.translate as tmod
+    from combogan.model.combogan import ComboGAN
 
-    real = tmod.translate_tensor
-    tmod.translate_tensor = lambda reg, x, *a: (seen.append(tuple(x.shape[-2:])), real(reg, x, *a))[1]
+    real = ComboGAN.translate
+    ComboGAN.translate = lambda self, x, *a: (seen.append(tuple(x.shape[-2:])), real(self, x, *a))[1]
     try:
         code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", inputs,
                                "--out", tmp_path / "o1", "--load-size", "36", "--device", "cpu", "-q")
@@ -142,7 +142,7 @@ def test_translate_load_size_and_max_side(trained_run, tmp_path, capsys):
                                "--out", tmp_path / "o2", "--max-side", "45", "--device", "cpu")
         assert code == 0, err
     finally:
-        tmod.translate_tensor = real
+        ComboGAN.translate = real
     assert seen == [(36, 54), (30, 45)]  # translated at the training scale / under the cap ...
     for o in ("o1", "o2"):
         assert Image.open(tmp_path / o / "wide.png").size == (90, 60)  # ... and saved at the input's size

@@ -3,11 +3,11 @@
 import json
 
 import pytest
+from conftest import TINY_SET, tiny_config
 from PIL import Image
 
 from combogan.cli import main
-from combogan.trainer import train
-from conftest import TINY_SET, tiny_config
+from combogan.training.loop import train
 
 
 def _err(capsys, args, code):

@@ -9,7 +9,7 @@ section, whose 'auto' picks per device), or '+'-joined switches turned on over e
 auto when it starts with 'auto+': overlap, compile, bf16, channels_last, fused (Adam), graphs
 (CUDA graphs; the warm-up then lasts until every ordered pair has been captured).
 
-Each variant gets its own identically initialised registry; timed windows are interleaved
+Each variant gets its own identically initialised model; timed windows are interleaved
 across variants (A B A B ...), so a slow patch of a shared machine hits all of them alike.
 Prints one JSON line per setting and variant: ms/iter (median over windows) and the fastest
 window, images/s (2 x batch images enter each step), speedup over the first variant, peak
@@ -31,14 +31,16 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from combogan import perf
+from combogan.accel import plan as perf
+from combogan.accel.graphs import step_state
+from combogan.accel.stepper import Stepper
 from combogan.config import Config, PerfConfig, load
-from combogan.data import DomainImages, StepBatches, make_loader
-from combogan.graphs import step_state
-from combogan.layouts import discover
-from combogan.registry import DomainRegistry
-from combogan.sampler import PairSampler
-from combogan.step import StepOptions, train_step
+from combogan.data.layouts import discover
+from combogan.data.loader import DomainImages, StepBatches, make_loader
+from combogan.model.combogan import ComboGAN
+from combogan.training.sampler import PairSampler
+from combogan.training.state import TrainState
+from combogan.training.step import Step
 
 SWITCHES = {"overlap": {"overlap": "on"}, "compile": {"compile": "on"}, "bf16": {"precision": "bf16"},
             "channels_last": {"channels_last": "on"}, "fused": {"fused_adam": "on"}, "graphs": {"cuda_graphs": "on"}}
@@ -98,12 +100,9 @@ class Variant:
     def __init__(self, name: str, cfg: Config, names: list[str], batch: int, crop: int, device: torch.device, data: Path | None):
         self.name = name
         self.plan = perf.plan(variant_perf(name, cfg), cfg.model, device)
-        torch.manual_seed(0)
-        self.registry = DomainRegistry(cfg.model, cfg.train, device)
-        for n in names:
-            self.registry.add(n)
-        perf.apply(self.plan, self.registry)
-        self.stepper = perf.Stepper(self.plan, self.registry, cfg.loss)
+        self.model, self.state = make_model(cfg, names, device)
+        perf.apply(self.plan, self.model, self.state)
+        self.stepper = Stepper(self.plan, self.model, self.state, cfg.loss)
         self.pairs = PairSampler(names, seed=0)
         fmt = self.plan.memory_format
         self.batches = LoaderBatches(data, cfg, self.pairs, names, device, fmt) if data else SyntheticBatches(names, batch, crop, device, fmt)
@@ -141,21 +140,26 @@ class Variant:
             self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device) / 2**20)
 
 
-def state_mib(reg: DomainRegistry) -> float:
+def make_model(cfg: Config, names: list[str], device: torch.device) -> tuple[ComboGAN, TrainState]:
+    model = ComboGAN(cfg.model, names).to(device)
+    state = TrainState(model, cfg.train)
+    for n in names:
+        state.add(n)
+    return model, state
+
+
+def state_mib(model: ComboGAN, state: TrainState) -> float:
     """Weights, gradients and Adam moments of every domain: the part that grows with N."""
-    return sum(t.numel() * t.element_size() for t in step_state(reg)) / 2**20
+    return sum(t.numel() * t.element_size() for t in step_state(model, state)) / 2**20
 
 
 def count_flops(cfg: Config, names: list[str], batch: int, crop: int, device: torch.device) -> int:
     """FLOPs of one eager fp32 step (every variant does the same math; counting modes are
     thread-local, so an overlapped step would be under-counted)."""
-    torch.manual_seed(0)
-    reg = DomainRegistry(cfg.model, cfg.train, device)
-    for n in names[:2]:
-        reg.add(n)
+    model, state = make_model(cfg, names[:2], device)
     x = torch.rand(batch, 3, crop, crop, device=device) * 2 - 1
     with FlopCounterMode(display=False) as counter:
-        train_step(reg, (names[0], names[1]), x, x.clone(), cfg.loss, StepOptions())
+        Step(model, state, cfg.loss)((names[0], names[1]), x, x.clone())
     return counter.get_total_flops()
 
 
@@ -183,7 +187,7 @@ def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: in
             "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks, "data": str(data) if data else "synthetic",
             "ms_per_iter": round(sec * 1000, 2), "ms_min": round(min(r.times) * 1000, 2), "images_per_s": round(2 * batch / sec, 1),
             f"speedup_vs_{runs[0].name}": round(base / sec, 3),
-            "peak_mem_mib": round(peak, 1), "model_state_mib": round(state_mib(r.registry), 2), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss (all variants)",
+            "peak_mem_mib": round(peak, 1), "model_state_mib": round(state_mib(r.model, r.state), 2), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss (all variants)",
             "data_wait_fraction": round(statistics.median(r.waits), 4), "warmup_s": round(setup[r.name], 1),
             "gflop_per_iter": round(flops / 1e9, 2), "achieved_tflops": round(flops / sec / 1e12, 3),
             "threads": torch.get_num_threads(), "windows": windows, "window_iters": window_iters,

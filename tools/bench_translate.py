@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from combogan.domains.alps_seasons import synthesize
 from PIL import Image
 
+from combogan.apps.translate import translate_files
+from combogan.apps.translator import Translator
 from combogan.config import load
-from combogan.domains.alps_seasons import synthesize
-from combogan.trainer import train
-from combogan.translate import Translator
+from combogan.training.loop import train
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
     tr = Translator(work / "run", device=args.device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
-    report = tr.translate_files([str(inputs)], "summer", ["winter"], work / "out", batch_size=args.batch_size, progress=False)
+    report = translate_files(tr, [str(inputs)], "summer", ["winter"], work / "out", batch_size=args.batch_size, progress=False)
     wall = time.perf_counter() - t
     print(json.dumps({"images": report.written, "size": args.size, "batch_size": args.batch_size, "device": args.device,
                       "images_per_s": round(report.written / wall, 1), "wall_s": round(wall, 1),

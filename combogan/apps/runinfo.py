@@ -1,0 +1,27 @@
+"""What `combogan info` reports about a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..model.combogan import ComboGAN
+from ..runs import checkpoint, rundir
+
+
+def run_info(run: str | Path | None) -> dict[str, Any]:
+    path = rundir.resolve(run)
+    manifest = rundir.read_manifest(path)
+    cfg = rundir.read_config(path)
+    index = checkpoint.latest(path, verify=False)
+    arch = checkpoint.load_arch(index) if index else cfg.model
+    # Parameter counts come from the architecture; building one domain's nets is cheap and exact.
+    counts = ComboGAN(arch, ["x"]).parameter_counts()["x"]
+    domains = [{**d, "parameters": counts} for d in manifest["domains"]]
+    if index is None and manifest.get("step", 0):
+        raise UserError(f"run {path} lists step {manifest['step']} but has no complete checkpoint")
+    return {"run": str(path), "step": manifest.get("step", 0), "epoch": manifest.get("epoch", 0.0),
+            "total_iters": manifest.get("total_iters"), "dataset": manifest.get("dataset"), "layout": manifest.get("layout"),
+            "domains": domains, "latest": manifest.get("latest"), "checkpoints": manifest.get("checkpoints", []),
+            "config": cfg.to_dict()}

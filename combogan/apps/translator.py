@@ -1,0 +1,52 @@
+"""A trained run, ready for inference: Translator('runs/alps').translate(img, 'summer', 'winter').
+
+It loads the run's newest complete checkpoint into a ComboGAN model and converts between what
+users hold (PIL images, uint8 tensors, [-1, 1] float tensors) and what the model takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+from ..data.images import to_model_range, to_uint8
+from ..device import resolve_device
+from ..runs import checkpoint, rundir
+
+
+class Translator:
+    def __init__(self, run: str | Path | None = None, device: str = "auto", announce: bool = False):
+        self.run = rundir.resolve(run, announce=announce)
+        self.manifest = rundir.read_manifest(self.run)
+        self.device = resolve_device(device)
+        self.model, index = checkpoint.load_model(self.run, self.device)
+        self.step = index.step
+        self.config = rundir.read_config(self.run)
+
+    @property
+    def domains(self) -> list[str]:
+        return self.model.names
+
+    def targets(self, source: str, to: Iterable[str]) -> list[str]:
+        """Validated target names; 'all' means every domain but the source."""
+        self.model.require(source)
+        names: list[str] = []
+        for t in to:
+            names += [n for n in self.domains if n != source] if t == "all" else [self.model.require(t)]
+        return list(dict.fromkeys(names))
+
+    def translate(self, image: torch.Tensor | Image.Image, source: str, target: str) -> torch.Tensor | Image.Image:
+        """Translate one image: a PIL image, a uint8 (3, H, W) tensor, or a float tensor in [-1, 1]
+        ((3, H, W) or (B, 3, H, W)). Returns the same kind it was given."""
+        if isinstance(image, Image.Image):
+            x = to_model_range(TF.pil_to_tensor(image.convert("RGB")))[None]
+            return TF.to_pil_image(to_uint8(self.model.translate(x.to(self.device), source, target)[0]).cpu())
+        if image.dtype == torch.uint8:
+            return to_uint8(self.model.translate(to_model_range(image)[None].to(self.device), source, target)[0]).cpu()
+        batched = image if image.dim() == 4 else image[None]
+        y = self.model.translate(batched.to(self.device), source, target)
+        return y if image.dim() == 4 else y[0]

@@ -1,0 +1,191 @@
+"""Checkpoints: one folder per save under RUN/checkpoints/, one file per domain for its weights
+(<domain>.safetensors; combogan 0.1 wrote <domain>.nets.pt, still read) and one for its
+optimizer state + pool (<domain>.state.pt), a trainer-state file, and index.json written last.
+
+Every file is written atomically, so a kill at any instant leaves the previous checkpoint
+whole. A domain that did not train since the last save (a frozen domain during add-domain)
+is not rewritten: the index points at its existing files, which stay byte-identical.
+Loading uses torch.load(weights_only=True): a file that needs arbitrary pickle is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import atomic
+from ..config import ModelConfig
+from ..errors import UserError
+from ..model import weights
+from ..model.combogan import ComboGAN
+
+# 1: combogan 0.1 (weights in <domain>.nets.pt); 2: weights in <domain>.safetensors.
+FORMAT_VERSION = 2
+CKPT_DIR = "checkpoints"
+
+
+def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load restricted to tensors and plain containers; clear errors for anything else."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint file missing: {path}") from None
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():
+            raise UserError(f"refusing to load {path}: it needs arbitrary code (pickle) to load; only tensor checkpoints are accepted") from None
+        raise UserError(f"checkpoint file {path} is damaged ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"checkpoint file {path} is damaged or unreadable ({str(exc).splitlines()[0][:120]})") from None
+
+
+@dataclass
+class CheckpointIndex:
+    path: Path  # the checkpoint folder
+    step: int
+    domains: dict[str, dict[str, str]]  # name -> {"nets": relpath, "state": relpath} (relative to the run)
+    trainer: str
+    arch: dict[str, Any]  # the architecture the weights were trained with
+
+    def file(self, run: Path, name: str, kind: str) -> Path:
+        return run / self.domains[name][kind]
+
+
+def _step_dir(run: Path, step: int) -> Path:
+    return run / CKPT_DIR / f"step_{step:09d}"
+
+
+def save(run: Path, model: ComboGAN, state, step: int, trainer_state: dict[str, Any], previous: CheckpointIndex | None,
+         changed: list[str] | None = None, rank_pools: list[dict[str, dict]] | None = None) -> CheckpointIndex:
+    """Write a checkpoint for `step` of `model` and its TrainState `state`. Domains not in
+    `changed` (default: the trainable ones) keep pointing at their files in `previous`, which
+    stay byte-identical. `rank_pools`: every torchrun rank's pools."""
+    folder = _step_dir(run, step)
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = state.trainable if changed is None else changed
+    arch = dataclasses.asdict(model.arch)
+    entries: dict[str, dict[str, str]] = {}
+    for name in model.names:
+        if previous is not None and name not in changed and name in previous.domains:
+            entries[name] = dict(previous.domains[name])
+            continue
+        nets, train = folder / f"{name}.safetensors", folder / f"{name}.state.pt"
+        weights.save_domain(nets, name, model.domain_state(name), model.arch)
+        atomic.save_torch(train, {"format": "combogan-state", "version": FORMAT_VERSION, "domain": name,
+                                  **state.domain_state(name, [r[name] for r in rank_pools] if rank_pools else None)})
+        entries[name] = {"nets": str(nets.relative_to(run)), "state": str(train.relative_to(run))}
+    atomic.save_torch(folder / "trainer.pt", {"format": "combogan-trainer", "version": FORMAT_VERSION, "step": step, **trainer_state})
+    index = {"format": "combogan-checkpoint", "version": FORMAT_VERSION, "step": step, "arch": arch, "domains": entries, "trainer": str((folder / "trainer.pt").relative_to(run))}
+    atomic.write_json(folder / "index.json", index)  # last: its presence marks the checkpoint complete
+    return CheckpointIndex(folder, step, entries, index["trainer"], arch)
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A domain's weights (encoder.*, decoder.*, discriminator.*) from either format."""
+    if path.suffix == ".safetensors":
+        return weights.load_domain(path)[2]
+    nets = safe_load(path)  # combogan 0.1
+    if not isinstance(nets, dict) or nets.get("format") != "combogan-nets":
+        raise UserError(f"{path} is not a combogan weights file")
+    return nets["state_dict"]
+
+
+def read_index(run: Path, folder: Path) -> CheckpointIndex:
+    path = folder / "index.json"
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format") != "combogan-checkpoint":
+            raise ValueError("not a combogan checkpoint index")
+        if data.get("version", 0) > FORMAT_VERSION:
+            raise UserError(f"{path} was written by a newer combogan (format {data['version']}); upgrade to load it")
+        index = CheckpointIndex(folder, int(data["step"]), {k: dict(v) for k, v in data["domains"].items()}, str(data["trainer"]), dict(data["arch"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"checkpoint index {path} is missing or damaged") from None
+    for files in index.domains.values():
+        for kind in ("nets", "state"):
+            if not (run / files[kind]).is_file():
+                raise UserError(f"checkpoint {folder.name} is incomplete: {files[kind]} is missing")
+    if not (run / index.trainer).is_file():
+        raise UserError(f"checkpoint {folder.name} is incomplete: {index.trainer} is missing")
+    return index
+
+
+def list_checkpoints(run: Path) -> list[Path]:
+    root = run / CKPT_DIR
+    return sorted(root.glob("step_*")) if root.is_dir() else []
+
+
+def latest(run: Path, verify: bool = True, warn=None) -> CheckpointIndex | None:
+    """The newest complete checkpoint; damaged newer ones are reported (via `warn`) and skipped."""
+    for folder in reversed(list_checkpoints(run)):
+        try:
+            index = read_index(run, folder)
+            if verify:  # every file must load, not just exist
+                for name in index.domains:
+                    load_weights(index.file(run, name, "nets"))
+                    safe_load(index.file(run, name, "state"))
+                safe_load(run / index.trainer)
+            return index
+        except UserError as exc:
+            (warn or (lambda m: print(f"warning: {m}", file=sys.stderr)))(f"skipping checkpoint {folder.name}: {exc}")
+    return None
+
+
+def prune(run: Path, keep: int) -> None:
+    """Delete all but the newest `keep` complete checkpoints, sparing folders they still reference."""
+    folders = list_checkpoints(run)
+    kept, referenced = [], set()
+    for folder in reversed(folders):
+        if len(kept) == keep:
+            break
+        try:
+            index = read_index(run, folder)
+        except UserError:
+            continue
+        kept.append(folder)
+        referenced |= {(run / f).parent for files in index.domains.values() for f in files.values()}
+    if len(kept) < keep:
+        return
+    for folder in folders:
+        if folder not in kept and folder not in referenced and folder < kept[-1]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_arch(index: CheckpointIndex) -> ModelConfig:
+    try:
+        return ModelConfig(**index.arch)
+    except TypeError:
+        raise UserError(f"checkpoint {index.path.name} has an architecture this version does not understand") from None
+
+
+def load_into(run: Path, index: CheckpointIndex, model: ComboGAN, state=None, names: list[str] | None = None) -> dict[str, Any]:
+    """Fill `model`'s domains `names` (default: all) and, if given, its TrainState from the
+    checkpoint (optimizers and pools of the domains `state` trains); return the trainer state."""
+    fresh_pools = []
+    for name in model.names if names is None else names:
+        model.load_domain_state(name, load_weights(index.file(run, name, "nets")))
+        if state is not None and name in state.pools and not state.load_domain_state(name, safe_load(index.file(run, name, "state"))):
+            fresh_pools.append(name)
+    if fresh_pools:
+        print(f"note: rank {state.rank} starts with empty image pools (the checkpoint holds fewer ranks' pools)", file=sys.stderr)
+    trainer = safe_load(run / index.trainer)
+    if not isinstance(trainer, dict) or trainer.get("format") != "combogan-trainer":
+        raise UserError(f"{run / index.trainer} is not a combogan trainer-state file")
+    return trainer
+
+
+def load_model(run: Path, device: torch.device | str = "cpu") -> tuple[ComboGAN, CheckpointIndex]:
+    """The model of the run's newest complete checkpoint, in eval mode on `device`."""
+    index = latest(run)
+    if index is None:
+        raise UserError(f"run {run} has no complete checkpoint yet")
+    model = ComboGAN(load_arch(index), index.domains)
+    load_into(run, index, model)
+    return model.to(device).eval(), index

@@ -1,0 +1,47 @@
+"""The learning-rate schedule: a pure function of the iteration, so resume needs only the step.
+
+Default (paper): 100 x N epochs, the first half at constant lr, the second half decaying
+linearly to 0. One epoch = ceil(largest domain's image count / batch size) iterations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    iters_per_epoch: int
+    total_epochs: int
+    decay_fraction: float = 0.5
+
+    @classmethod
+    def for_domains(cls, image_counts: list[int], batch_size: int, epochs_per_domain: int, epochs: int = 0, decay_fraction: float = 0.5) -> Schedule:
+        """epochs > 0 fixes the total; otherwise it is epochs_per_domain x number of domains."""
+        iters = max(1, math.ceil(max(image_counts) / batch_size))
+        total = epochs if epochs > 0 else epochs_per_domain * len(image_counts)
+        return cls(iters, total, decay_fraction)
+
+    @property
+    def total_iters(self) -> int:
+        return self.iters_per_epoch * self.total_epochs
+
+    @property
+    def decay_iters(self) -> int:
+        return round(self.total_iters * self.decay_fraction)
+
+    @property
+    def constant_iters(self) -> int:
+        return self.total_iters - self.decay_iters
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier for the base lr used at iteration `step` (0-based)."""
+        if step < self.constant_iters:
+            return 1.0
+        if step >= self.total_iters:
+            return 0.0
+        return (self.total_iters - step) / self.decay_iters
+
+    def epoch(self, step: int) -> float:
+        return step / self.iters_per_epoch

@@ -1,0 +1,180 @@
+"""One ComboGAN training step: a CycleGAN step through enc_A -> dec_B -> enc_B -> dec_A.
+
+Read beside the paper. For the sampled ordered pair (A, B) and batches a ~ A, b ~ B:
+
+    fake_b = dec_B(enc_A(a))         rec_a = dec_A(enc_B(fake_b))
+    fake_a = dec_A(enc_B(b))         rec_b = dec_B(enc_A(fake_a))
+
+    L_G = GAN(D_B(fake_b), real) + GAN(D_A(fake_a), real)
+        + lambda_cyc * (|rec_a - a|_1 + |rec_b - b|_1)
+        [+ lambda_cyc * lambda_idt * (|dec_A(enc_B(a)) - a|_1 + |dec_B(enc_A(b)) - b|_1)]   CycleGAN identity
+        [+ lambda_ae * (S(dec_A(enc_A(a)), a) + S(dec_B(enc_B(b)), b))]   ComboGAN autoencode
+        [+ lambda_fwd * (S(fake_b, a) + S(fake_a, b))]                    ComboGAN forward
+        [+ lambda_lat * (|enc_B(fake_b) - enc_A(a)|_1 + |enc_A(fake_a) - enc_B(b)|_1)]
+
+    L_D_B = 0.5 * (GAN(D_B(b), real) + GAN(D_B(pool_B(fake_b)), fake)),  likewise L_D_A.
+
+    S = smooth L1 of 3x3/2 average-pooled images (the official ComboGAN code's criterionIdt).
+
+G is updated first, then D on fakes from its history pool. Only the two sampled domains'
+networks and optimizers are touched; a frozen domain (add-domain) passes gradients through but
+is never stepped. L_G is a sum over the two directions of the cycle (A->B->A and B->A->B),
+which share weights but no activations: each is one forward+backward job.
+
+*How* the pieces run (one after the other or on two threads, autocast, gradient averaging
+across ranks, in-place zeroing for CUDA graphs) is the Executor's business: the speed layer
+(combogan.accel) passes its own. The step only says what happens, in the paper's order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from ..config import LossConfig
+from ..model.combogan import ComboGAN
+from ..model.losses import discriminator_loss, downsampled_smooth_l1, gan_loss, l1
+from .state import TrainState
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+class Executor:
+    """How the step's pieces run. This one: plainly, one after the other, on this thread."""
+
+    def both(self, first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+        """Run two independent jobs (the two directions, the two critics)."""
+        return first(), second()
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def zero(self, opts: list[torch.optim.Optimizer]) -> None:
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+
+    def update(self, opts: list[torch.optim.Optimizer]) -> None:
+        for opt in opts:
+            opt.step()
+
+    def finite(self, loss: torch.Tensor) -> bool:
+        return bool(torch.isfinite(loss))
+
+
+def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: LossConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One direction of the cycle, src -> dst -> src: its loss terms and the fake it made in dst."""
+    lc = loss.lambda_cycle
+    z = model.encoders[src](real)
+    fake = model.decoders[dst](z)
+    z_fake = model.encoders[dst](fake)
+    rec = model.decoders[src](z_fake)
+    terms = {
+        f"G_gan/{dst}": gan_loss(model.discriminators[dst](fake), True, loss.gan_mode),
+        f"cycle/{src}": lc * l1(rec, real),
+    }
+    if loss.lambda_identity > 0:
+        # CycleGAN: the generator *into* src should leave a src image alone (G_B(a) ~ a).
+        terms[f"idt/{src}"] = lc * loss.lambda_identity * l1(model.decoders[src](model.encoders[dst](real)), real)
+    if loss.lambda_autoencode > 0:
+        terms[f"autoencode/{src}"] = loss.lambda_autoencode * downsampled_smooth_l1(model.decoders[src](z), real)
+    if loss.lambda_forward > 0:
+        terms[f"forward/{src}"] = loss.lambda_forward * downsampled_smooth_l1(fake, real)
+    if loss.lambda_latent > 0:
+        # The target latent is detached: the cycle should pull enc_dst(fake) to z, not z to it.
+        terms[f"latent/{src}"] = loss.lambda_latent * l1(z_fake, z.detach())
+    return terms, fake
+
+
+@dataclass
+class GeneratorPass:
+    """What both directions produced: loss terms by name, their sum, and the two fakes."""
+
+    terms: dict[str, torch.Tensor]
+    total: torch.Tensor
+    fake_b: torch.Tensor  # made from the A batch, judged by D_B
+    fake_a: torch.Tensor
+
+
+class Step:
+    """step(pair, real_a, real_b) -> detached losses by name; {'skipped': 1} for a non-finite step.
+
+    Names are per domain: 'G_gan/winter' is the adversarial loss of images generated *into*
+    winter, 'cycle/summer' the reconstruction of summer inputs, 'D/winter' winter's critic.
+    """
+
+    def __init__(self, model: ComboGAN, state: TrainState, loss: LossConfig, run: Executor | None = None):
+        self.model, self.state, self.loss = model, state, loss
+        self.run = run or Executor()
+
+    def __call__(self, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        g_opts, d_opts = self.state.optimizers(pair, "generator"), self.state.optimizers(pair, "critic")
+
+        g = self.generators(pair, real_a, real_b)
+        if not self.run.finite(g.total):
+            self.run.zero(g_opts)  # a bad step only throws its gradients away
+            return {"skipped": torch.ones(())}
+        self.run.update(g_opts)
+
+        critics = self.pooled(pair, real_a, real_b, g)
+        d_terms = self.critics(critics)
+        if d_terms:
+            if self.run.finite(sum(d_terms.values())):
+                self.run.update(d_opts)
+            else:
+                self.run.zero(d_opts)
+        return {**g.terms, **d_terms, "G_total": g.total.detach()}
+
+    def generators(self, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorPass:
+        """Zero G's gradients, then both directions forward and backward. The critics judge the
+        fakes but take no gradient from L_G."""
+        a, b = pair
+        self.run.zero(self.state.optimizers(pair, "generator"))
+        critics = [self.model.discriminators[n] for n in pair if n not in self.state.frozen]
+        for d in critics:
+            d.requires_grad_(False)
+        def one_way(src: str, dst: str, real: torch.Tensor):
+            terms, fake = direction(self.model, src, dst, real, self.loss)
+            return sum(terms.values()), (terms, fake)
+
+        try:
+            (loss_a, (terms_a, fake_b)), (loss_b, (terms_b, fake_a)) = self.run.both(
+                self._job(lambda: one_way(a, b, real_a), real_a.device), self._job(lambda: one_way(b, a, real_b), real_b.device))
+        finally:
+            for d in critics:
+                d.requires_grad_(True)
+        terms = {k: v.detach() for k, v in {**terms_a, **terms_b}.items()}
+        return GeneratorPass(terms, loss_a + loss_b, fake_b.detach(), fake_a.detach())
+
+    def pooled(self, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor,
+               g: GeneratorPass) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(critic, real batch, fake from its history pool) per trainable critic; D_B draws first."""
+        a, b = pair
+        return [(d, real, self.state.pools[d].query(fake)) for d, real, fake in ((b, real_b, g.fake_b), (a, real_a, g.fake_a))
+                if d not in self.state.frozen]
+
+    def critics(self, critics: list[tuple[str, torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Zero the critics' gradients, then each critic on real vs pooled fake, forward and backward."""
+        self.run.zero(self.state.optimizers([d for d, _, _ in critics], "critic"))
+
+        def judge(d: str, real: torch.Tensor, fake: torch.Tensor):
+            net = self.model.discriminators[d]
+            return discriminator_loss(net(real), net(fake), self.loss.gan_mode), None
+
+        jobs = [self._job(lambda c=c: judge(*c), c[1].device) for c in critics]
+        losses = self.run.both(*jobs) if len(jobs) == 2 else [job() for job in jobs]
+        return {f"D/{d}": value for (d, _, _), (value, _) in zip(critics, losses)}
+
+    def _job(self, forward: Callable[[], tuple[torch.Tensor, T]], device: torch.device) -> Callable[[], tuple[torch.Tensor, T]]:
+        """forward() -> (loss, extra) as one job: forward under the executor's autocast (entered on
+        the job's own thread: autocast is thread-local), then backward; (detached loss, extra)."""
+        def job() -> tuple[torch.Tensor, T]:
+            with self.run.autocast(device):
+                loss, extra = forward()
+            loss.backward()
+            return loss.detach(), extra
+        return job

@@ -1,0 +1,143 @@
+import hashlib
+from pathlib import Path
+import pickle
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from combogan.runs import checkpoint
+from combogan.errors import UserError
+from combogan.training.loop import train
+from combogan.apps.translator import Translator
+from conftest import tiny_config
+
+
+def _scalars(run, tag):
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    return {e.step: e.value for e in acc.Scalars(tag)}
+
+
+def test_save_load_gives_identical_outputs(trained_run):
+    x = torch.rand(2, 3, 28, 36) * 2 - 1
+    t1, t2 = Translator(trained_run, device="cpu"), Translator(trained_run, device="cpu")
+    y1, y2 = t1.translate(x, "summer", "winter"), t2.translate(x, "summer", "winter")
+    assert torch.equal(y1, y2)
+    # and the model it loaded equals the weights on disk
+    index = checkpoint.latest(trained_run)
+    saved = checkpoint.load_weights(index.file(trained_run, "winter", "nets"))
+    for k, v in t1.model.domain_state("winter").items():
+        assert torch.equal(v, saved[k])
+
+
+def test_resume_continues_the_same_trajectory(seasons, tmp_path):
+    cfg = tiny_config("train.pool_size=2", "model.dropout=0.5")  # pool and dropout RNG must resume too
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(seasons, cfg, run=straight, device="cpu", max_iters=8, quiet=True)
+    train(seasons, cfg, run=split, device="cpu", max_iters=4, quiet=True)
+    result = train(seasons, cfg, run=split, device="cpu", max_iters=8, resume=True, quiet=True)
+    assert result.step == 8
+    for tag in ("G_total", "lr"):
+        a, b = _scalars(straight, tag), _scalars(split, tag)
+        assert set(a) == set(range(1, 9)) and set(b) == set(range(1, 9))
+        for step in range(5, 9):
+            assert a[step] == pytest.approx(b[step], rel=1e-6), (tag, step)
+    ia, ib = checkpoint.latest(straight), checkpoint.latest(split)
+    for name in ia.domains:
+        wa = checkpoint.load_weights(ia.file(straight, name, "nets"))
+        wb = checkpoint.load_weights(ib.file(split, name, "nets"))
+        for k in wa:
+            torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6)
+
+
+def test_keeps_last_k_and_falls_back_from_a_damaged_newest(seasons, tmp_path):
+    run = tmp_path / "run"
+    train(seasons, tiny_config("train.checkpoint_every=2", "train.keep_checkpoints=2"), run=run, device="cpu", max_iters=6, quiet=True)
+    folders = checkpoint.list_checkpoints(run)
+    assert [f.name for f in folders] == ["step_000000004", "step_000000006"]
+    (folders[-1] / "winter.safetensors").write_bytes(b"garbage")
+    warnings = []
+    index = checkpoint.latest(run, warn=warnings.append)
+    assert index.step == 4 and "step_000000006" in warnings[0]
+
+
+def test_refuses_pickle_that_runs_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"x": Evil()}, f)
+    with pytest.raises(UserError, match="refusing to load"):
+        checkpoint.safe_load(path)
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(UserError, match="refusing to load"):
+        checkpoint.safe_load(path)
+
+
+def test_resume_with_other_architecture_refused_and_nothing_modified(seasons, trained_run):
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in trained_run.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match="different architecture.*model.ngf: 8 -> 16"):
+        train(seasons, tiny_config("model.ngf=16"), run=trained_run, device="cpu", max_iters=10, resume=True, quiet=True)
+    assert digest == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in trained_run.rglob("*") if p.is_file()}
+
+
+def test_existing_run_without_resume_is_refused(seasons, trained_run):
+    with pytest.raises(UserError, match="already exists"):
+        train(seasons, tiny_config(), run=trained_run, device="cpu", max_iters=2, quiet=True)
+
+
+def test_a_combogan_0_1_run_with_identity_on_is_not_silently_reinterpreted(seasons, tmp_path, capsys):
+    """Version-1 runs meant the autoencoding term by loss.lambda_identity; resuming one with the
+    same setting is refused with one line naming the version, and works once the setting changes."""
+    import json
+
+    from combogan.cli import main
+    from conftest import TINY_SET
+
+    args = ["train", "--domains", str(seasons), "--run", str(tmp_path / "old"), "--device", "cpu", "-q"]
+    args += [a for s in TINY_SET + ["loss.lambda_identity=0.5"] for a in ("--set", s)]
+    assert main(args + ["--max-iters", "1"]) == 0
+    manifest = tmp_path / "old" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": 1}))  # as combogan 0.1 wrote it
+    capsys.readouterr()
+    assert main(args + ["--max-iters", "2", "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "trained by combogan 0.1" in err and len(err.splitlines()) == 1
+    assert main(args + ["--max-iters", "2", "--resume", "--set", "loss.lambda_identity=0", "--set", "loss.lambda_autoencode=5"]) == 0
+    assert json.loads(manifest.read_text())["version"] == 2 and json.loads(manifest.read_text())["step"] == 2
+
+
+def test_a_run_written_by_combogan_0_1_translates_and_resumes(seasons, tmp_path):
+    """tests/fixtures/run_v0_1 was written by combogan 0.1 (weights in <domain>.nets.pt, manifest
+    version 1) with its expected translations: they are reproduced, and training resumes."""
+    import shutil
+
+    import numpy as np
+
+    from combogan.runs import rundir
+
+    run = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent.parent / "fixtures" / "run_v0_1", run)
+    expected = np.load(run / "expected.npz")
+    tr = Translator(run, device="cpu")
+    x = torch.from_numpy(expected["x"])
+    for a in tr.domains:
+        for b in tr.domains:
+            if a != b:
+                torch.testing.assert_close(tr.translate(x, a, b), torch.from_numpy(expected[f"{a}_{b}"]), rtol=0, atol=1e-6)
+    result = train(seasons, rundir.read_config(run), run=run, device="cpu", max_iters=5, resume=True, quiet=True)
+    assert result.step == 5
+    index = checkpoint.latest(run)
+    assert all(files["nets"].endswith(".safetensors") for files in index.domains.values())
+    assert Translator(run, device="cpu").step == 5
+    # ... and grows: the 0.1-format files of the old domains stay as they are.
+    old = {p: p.read_bytes() for p in (run / "checkpoints").rglob("*.nets.pt")}
+    from combogan.training.adddomain import add_domains
+
+    shutil.copytree(seasons / "train" / "winter", tmp_path / "snow")
+    assert add_domains(run, {"snow": tmp_path / "snow"}, max_iters=2, device="cpu", quiet=True, existing_data=seasons).step == 7
+    assert old and all(p.read_bytes() == b for p, b in old.items())
+    assert "snow" in Translator(run, device="cpu").domains

@@ -1,0 +1,85 @@
+import hashlib
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from combogan.apps.translator import Translator
+from combogan.cli import main
+from combogan.errors import UserError
+from combogan.runs import checkpoint, rundir
+from combogan.training.adddomain import add_domains
+from combogan.training.loop import train
+
+
+@pytest.fixture
+def two_season_run(seasons, tmp_path):
+    """Train on summer + winter only (domains.yaml excludes the others), then grow it."""
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        for s in ("summer", "winter", "autumn"):
+            (data / split / s).mkdir(parents=True)
+            for f in (seasons / split / s).iterdir():
+                (data / split / s / f.name).write_bytes(f.read_bytes())
+    (data / "domains.yaml").write_text("exclude: [autumn]\n")
+    run = tmp_path / "run"
+    train(data, tiny_config(), run=run, device="cpu", max_iters=6, quiet=True)
+    return run, data
+
+
+def _hashes(run, names):
+    index = checkpoint.latest(run)
+    return {(n, k): hashlib.sha256(index.file(run, n, k).read_bytes()).hexdigest() for n in names for k in ("nets", "state")}
+
+
+def test_add_domain_freezes_old_and_translates_every_way(two_season_run):
+    run, data = two_season_run
+    before = _hashes(run, ["summer", "winter"])
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    old_out = Translator(run, device="cpu").translate(x, "summer", "winter")
+
+    result = add_domains(run, {"autumn": data / "train" / "autumn"}, overrides=["train.checkpoint_every=3"], device="cpu", max_iters=7, quiet=True)
+    assert result.step == 6 + 7
+    assert _hashes(run, ["summer", "winter"]) == before  # byte-identical old files
+    tr = Translator(run, device="cpu")
+    assert tr.domains == ["summer", "winter", "autumn"]
+    assert torch.equal(tr.translate(x, "summer", "winter"), old_out)  # old translations bit-identical
+    for src, dst in [("autumn", "summer"), ("winter", "autumn"), ("autumn", "autumn")]:
+        y = tr.translate(x, src, dst)
+        assert y.shape == x.shape and torch.isfinite(y).all()
+    manifest = rundir.read_manifest(run)
+    entry = manifest["domains"][-1]
+    assert entry["name"] == "autumn" and entry["added_by"] == "add-domain" and entry["added_at_step"] == 6
+    assert entry["settings"]["epochs"] == 100  # 100 x 1 new domain by default
+
+
+def test_add_domain_errors_then_resume(two_season_run, capsys):
+    run, data = two_season_run
+    autumn = data / "train" / "autumn"
+    empty = data / "empty"
+    empty.mkdir()
+    before = _hashes(run, ["summer", "winter"])
+    manifest_before = (run / "manifest.json").read_bytes()
+    cases = [
+        (["--domain", f"summer={autumn}"], "already in the run"),
+        (["--domain", f"fog={data / 'nothing'}"], "not found"),
+        (["--domain", f"fog={empty}"], "has no images"),
+        (["--domain", "fog"], "NAME=DIR"),
+        (["--domain", f"fog={autumn}", "--set", "model.ngf=16"], "architecture"),
+        (["--domain", f"fog={autumn}", "--resume"], "nothing to resume"),
+    ]
+    for args, match in cases:
+        code = main(["add-domain", "--run", str(run), "--device", "cpu", *args])
+        err = capsys.readouterr().err
+        assert code in (1, 2) and err.startswith("error: ") and match in err and len(err.strip().splitlines()) == 1, (args, err)
+    code = main(["add-domain", "--run", str(data / "none"), "--domain", f"fog={autumn}"])
+    assert code == 1 and "run not found" in capsys.readouterr().err
+    assert _hashes(run, ["summer", "winter"]) == before and (run / "manifest.json").read_bytes() == manifest_before
+
+    add_domains(run, {"autumn": autumn}, device="cpu", max_iters=3, quiet=True)
+    with pytest.raises(UserError, match="unfinished"):
+        add_domains(run, {"fog": autumn}, device="cpu", max_iters=3, quiet=True)
+    result = add_domains(run, {"autumn": autumn}, device="cpu", max_iters=5, resume=True, quiet=True)
+    assert result.step == 6 + 5
+    assert checkpoint.latest(run).step == 11
+    assert _hashes(run, ["summer", "winter"]) == before
