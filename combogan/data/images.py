@@ -10,7 +10,6 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
-
 # Guard against decompression bombs but allow big photos (a 16k x 16k pano is ~268M px).
 Image.MAX_IMAGE_PIXELS = 300_000_000
 

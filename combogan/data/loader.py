@@ -9,8 +9,8 @@ count, and resume continues the exact same data sequence. One DataLoader serves 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

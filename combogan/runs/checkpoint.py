@@ -15,9 +15,10 @@ import json
 import pickle
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +27,9 @@ from ..config import ModelConfig
 from ..errors import UserError
 from ..model import weights
 from ..model.combogan import ComboGAN
+
+if TYPE_CHECKING:
+    from ..training.state import TrainState
 
 # 1: combogan 0.1 (weights in <domain>.nets.pt); 2: weights in <domain>.safetensors.
 FORMAT_VERSION = 2
@@ -62,7 +66,7 @@ def _step_dir(run: Path, step: int) -> Path:
     return run / CKPT_DIR / f"step_{step:09d}"
 
 
-def save(run: Path, model: ComboGAN, state, step: int, trainer_state: dict[str, Any], previous: CheckpointIndex | None,
+def save(run: Path, model: ComboGAN, state: TrainState, step: int, trainer_state: dict[str, Any], previous: CheckpointIndex | None,
          changed: list[str] | None = None, rank_pools: list[dict[str, dict]] | None = None) -> CheckpointIndex:
     """Write a checkpoint for `step` of `model` and its TrainState `state`. Domains not in
     `changed` (default: the trainable ones) keep pointing at their files in `previous`, which
@@ -122,7 +126,7 @@ def list_checkpoints(run: Path) -> list[Path]:
     return sorted(root.glob("step_*")) if root.is_dir() else []
 
 
-def latest(run: Path, verify: bool = True, warn=None) -> CheckpointIndex | None:
+def latest(run: Path, verify: bool = True, warn: Callable[[str], None] | None = None) -> CheckpointIndex | None:
     """The newest complete checkpoint; damaged newer ones are reported (via `warn`) and skipped."""
     for folder in reversed(list_checkpoints(run)):
         try:
@@ -165,7 +169,7 @@ def load_arch(index: CheckpointIndex) -> ModelConfig:
         raise UserError(f"checkpoint {index.path.name} has an architecture this version does not understand") from None
 
 
-def load_into(run: Path, index: CheckpointIndex, model: ComboGAN, state=None, names: list[str] | None = None) -> dict[str, Any]:
+def load_into(run: Path, index: CheckpointIndex, model: ComboGAN, state: TrainState | None = None, names: list[str] | None = None) -> dict[str, Any]:
     """Fill `model`'s domains `names` (default: all) and, if given, its TrainState from the
     checkpoint (optimizers and pools of the domains `state` trains); return the trainer state."""
     fresh_pools = []

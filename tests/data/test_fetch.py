@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from combogan.cli import main
-from combogan.errors import UserError
 from combogan.data.fetch import fetch, safe_extract
 from combogan.data.layouts import discover
+from combogan.errors import UserError
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_config
 from PIL import Image
 
 from combogan.cli import main
-from combogan.data.images import BadImage, load_image
 from combogan.data.check import check
+from combogan.data.images import BadImage, load_image
 from combogan.training.loop import train
-from conftest import tiny_config
 
 
 def test_modes_become_rgb(tmp_path):

@@ -3,8 +3,8 @@
 import pytest
 from PIL import Image
 
-from combogan.errors import UserError
 from combogan.data.layouts import discover
+from combogan.errors import UserError
 
 
 def img(path, size=(40, 30), mode="RGB"):

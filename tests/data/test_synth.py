@@ -1,8 +1,7 @@
 import numpy as np
-from PIL import Image
-
 from combogan.domains.alps_seasons import synthesize
 from combogan.domains.alps_seasons.synth import SEASONS, make_scene, render, render_all
+from PIL import Image
 
 
 def test_layout_pairs_and_disjoint_train(seasons):

@@ -1,16 +1,16 @@
 import hashlib
-from pathlib import Path
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from combogan.runs import checkpoint
-from combogan.errors import UserError
-from combogan.training.loop import train
 from combogan.apps.translator import Translator
-from conftest import tiny_config
+from combogan.errors import UserError
+from combogan.runs import checkpoint
+from combogan.training.loop import train
 
 
 def _scalars(run, tag):
@@ -94,8 +94,9 @@ def test_a_combogan_0_1_run_with_identity_on_is_not_silently_reinterpreted(seaso
     same setting is refused with one line naming the version, and works once the setting changes."""
     import json
 
-    from combogan.cli import main
     from conftest import TINY_SET
+
+    from combogan.cli import main
 
     args = ["train", "--domains", str(seasons), "--run", str(tmp_path / "old"), "--device", "cpu", "-q"]
     args += [a for s in TINY_SET + ["loss.lambda_identity=0.5"] for a in ("--set", s)]
