@@ -61,14 +61,21 @@ def cli() -> None:
 @click.option("--max-iters", type=int, help="Stop at this iteration (the lr schedule still follows the full length).")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--seed", type=int, help="Shortcut for --set train.seed=N.")
-@click.option("--resume", is_flag=True, help="Continue the run from its latest complete checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run from its latest complete checkpoint (with its own config.yaml unless --config).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; only the final summary.")
 def train(domains_dir, config_file, overrides, run, max_iters, device, seed, resume, quiet) -> None:
     """Train a ComboGAN run on every domain of a dataset folder."""
     from .training.loop import train as train_run
 
     overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
-    cfg = config_mod.load(config_file, overrides)
+    base = None
+    if resume and config_file is None:  # continue with the run's own settings (plus any --set)
+        from .runs import rundir
+
+        run_path = Path(run) if run else rundir.default_run_for(Path(domains_dir))
+        if (run_path / rundir.MANIFEST).is_file():
+            base = rundir.read_config(run_path)
+    cfg = config_mod.load(config_file, overrides, base=base)
     result = train_run(domains_dir, cfg, run=run, device=device, max_iters=max_iters, resume=resume, quiet=quiet)
     if result.interrupted:
         _say(f"stopped at step {result.step}; checkpoint saved in {result.run}. Resume with: "
@@ -168,7 +175,13 @@ def info(run, run_option, as_json) -> None:
         return
     click.echo(f"run: {data['run']}")
     click.echo(f"step: {data['step']} / {data.get('total_iters', '?')}  (epoch {data['epoch']})")
-    click.echo(f"dataset: {data.get('dataset', '?')}  [{data.get('layout', '?')}]")
+    if data.get("imported"):
+        imp = data["imported"]
+        click.echo(f"imported from: {imp['format']}" + (f", epoch {imp['epoch']}" if imp.get("epoch") else "")
+                   + f"; files: {', '.join(imp['files'])}")
+        click.echo(f"  {imp['optimizer_state']}" + (f"; fresh critics: {', '.join(imp['fresh_critics'])}" if imp.get("fresh_critics") else ""))
+    else:
+        click.echo(f"dataset: {data.get('dataset', '?')}  [{data.get('layout', '?')}]")
     click.echo("domains:")
     for d in data["domains"]:
         p = d["parameters"]
@@ -179,6 +192,55 @@ def info(run, run_option, as_json) -> None:
     click.echo("config:")
     for section, values in data["config"].items():
         click.echo(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Bring in models trained with the official CycleGAN or ComboGAN code, as runs."""
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if len(set(names)) != len(names):
+        raise UserError(f"--names repeats a name: {value}")
+    return names
+
+
+@import_group.command("cyclegan")
+@click.argument("folder", required=False, type=click.Path())
+@click.option("--names", required=True, help="Domain names A,B (G_A translates A -> B).")
+@click.option("--run", "--run-dir", "run", required=True, type=click.Path(), help="The run to create (must not exist).")
+@click.option("--epoch", default="latest", show_default=True, help="Which <epoch>_net_G_A.pth in FOLDER.")
+@click.option("--g-ab", type=click.Path(), help="A -> B generator file (e.g. the zoo's horse2zebra.pth), instead of FOLDER.")
+@click.option("--g-ba", type=click.Path(), help="B -> A generator file (e.g. zebra2horse.pth).")
+def import_cyclegan(folder, names, run, epoch, g_ab, g_ba) -> None:
+    """An official CycleGAN model: FOLDER with <epoch>_net_G_A/G_B(/D_A/D_B).pth, or --g-ab/--g-ba."""
+    from .apps import importing
+
+    if folder and (g_ab or g_ba):
+        raise click.UsageError("give FOLDER or --g-ab/--g-ba, not both")
+    if folder:
+        got = importing.cyclegan_dir(Path(folder), _names(names), epoch)
+    elif g_ab and g_ba:
+        got = importing.cyclegan(_names(names), Path(g_ab), Path(g_ba))
+    else:
+        raise click.UsageError("give FOLDER, or both --g-ab and --g-ba")
+    out = importing.write_run(got, Path(run))
+    _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; translate with: combogan translate --run {out} ...")
+
+
+@import_group.command("combogan")
+@click.argument("folder", type=click.Path())
+@click.option("--names", required=True, help="Domain names in the official order (train0, train1, …).")
+@click.option("--run", "--run-dir", "run", required=True, type=click.Path(), help="The run to create (must not exist).")
+@click.option("--epoch", required=True, help="Which <epoch>_net_G<i>.pth (e.g. 1150 for the released painters model).")
+def import_combogan(folder, names, run, epoch) -> None:
+    """An official ComboGAN model: FOLDER with <epoch>_net_G<i>.pth (encoders, then decoders)."""
+    from .apps import importing
+
+    got = importing.combogan_dir(Path(folder), _names(names), epoch)
+    out = importing.write_run(got, Path(run))
+    _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; critics are fresh PatchGANs")
 
 
 @cli.group()

@@ -28,6 +28,10 @@ class ModelConfig:
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
     norm: str = "instance"  # instance | batch
     dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
+    activation: str = "relu"  # relu | prelu (the official ComboGAN code's generators use PReLU)
+    # How the decoder doubles resolution: 'transpose' = ConvTranspose2d k3 s2 (CycleGAN, the
+    # paper); 'transpose4' = ConvTranspose2d k4 s2 (the official ComboGAN code).
+    upsample: str = "transpose"
 
 
 @dataclass
@@ -220,6 +224,8 @@ def validate(cfg: Config) -> None:
         (m.n_layers_d >= 1, "model.n_layers_d must be >= 1"),
         (m.norm in ("instance", "batch"), f"model.norm must be 'instance' or 'batch', got '{m.norm}'"),
         (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
+        (m.activation in ("relu", "prelu"), f"model.activation must be 'relu' or 'prelu', got '{m.activation}'"),
+        (m.upsample in ("transpose", "transpose4"), f"model.upsample must be 'transpose' or 'transpose4', got '{m.upsample}'"),
         (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
         (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_autoencode, lo.lambda_forward, lo.lambda_latent) >= 0,
          "loss weights must be >= 0"),

@@ -23,5 +23,6 @@ def run_info(run: str | Path | None) -> dict[str, Any]:
         raise UserError(f"run {path} lists step {manifest['step']} but has no complete checkpoint")
     return {"run": str(path), "step": manifest.get("step", 0), "epoch": manifest.get("epoch", 0.0),
             "total_iters": manifest.get("total_iters"), "dataset": manifest.get("dataset"), "layout": manifest.get("layout"),
+            "imported": manifest.get("imported"),
             "domains": domains, "latest": manifest.get("latest"), "checkpoints": manifest.get("checkpoints", []),
             "config": cfg.to_dict()}

@@ -30,11 +30,24 @@ def _use_bias(kind: str) -> bool:
     return kind == "instance"
 
 
+def activation(kind: str) -> nn.Module:
+    # PReLU: one learned slope per layer, initialised at 0.25, as in the official ComboGAN code.
+    return nn.PReLU() if kind == "prelu" else nn.ReLU(True)
+
+
+def upsample(kind: str, channels_in: int, channels_out: int, bias: bool) -> nn.Module:
+    """Double the resolution: CycleGAN's ConvTranspose2d k3 (output_padding 1) or the official
+    ComboGAN code's k4; both map H to exactly 2H."""
+    if kind == "transpose4":
+        return nn.ConvTranspose2d(channels_in, channels_out, 4, stride=2, padding=1, bias=bias)
+    return nn.ConvTranspose2d(channels_in, channels_out, 3, stride=2, padding=1, output_padding=1, bias=bias)
+
+
 class ResnetBlock(nn.Module):
-    def __init__(self, dim: int, norm: str, dropout: float):
+    def __init__(self, dim: int, norm: str, dropout: float, act: str = "relu"):
         super().__init__()
         Norm, bias = norm_layer(norm), _use_bias(norm)
-        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim), activation(act)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim)]
@@ -52,11 +65,11 @@ class Encoder(nn.Module):
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, bias=bias),
             Norm(ngf),
-            nn.ReLU(True),
+            activation(cfg.activation),
         ]
         for mult in (1, 2):
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias), Norm(ngf * mult * 2), nn.ReLU(True)]
-        layers += [ResnetBlock(ngf * 4, cfg.norm, cfg.dropout) for _ in range(cfg.n_blocks // 2)]
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias), Norm(ngf * mult * 2), activation(cfg.activation)]
+        layers += [ResnetBlock(ngf * 4, cfg.norm, cfg.dropout, cfg.activation) for _ in range(cfg.n_blocks // 2)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,13 +80,9 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig, out_channels: int = 3):
         super().__init__()
         Norm, bias, ngf = norm_layer(cfg.norm), _use_bias(cfg.norm), cfg.ngf
-        layers: list[nn.Module] = [ResnetBlock(ngf * 4, cfg.norm, cfg.dropout) for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
+        layers: list[nn.Module] = [ResnetBlock(ngf * 4, cfg.norm, cfg.dropout, cfg.activation) for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
         for mult in (4, 2):
-            layers += [
-                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                Norm(ngf * mult // 2),
-                nn.ReLU(True),
-            ]
+            layers += [upsample(cfg.upsample, ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 

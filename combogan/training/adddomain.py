@@ -95,7 +95,9 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
             raise UserError(f"domain folder {folder} has no images")
         new_files[name], samples[name] = train_files, test_files or train_files
 
-    data_root = Path(existing_data) if existing_data else Path(manifest.get("dataset", ""))
+    if not existing_data and not manifest.get("dataset"):
+        raise UserError(f"{run_path} was imported and names no dataset; pass --data DIR with the images of {', '.join(names_in_run)}")
+    data_root = Path(existing_data) if existing_data else Path(manifest["dataset"])
     if not data_root.is_dir():
         raise UserError(f"the run's dataset folder {data_root} is gone; pass --data DIR with the existing domains' images")
     layout = discover(data_root, flag="--data")
