@@ -51,6 +51,8 @@ def cli() -> None:
     combogan train --domains data/alps             train (writes runs/alps)
     combogan translate --from summer --to winter photo.jpg --out out/
     combogan info runs/alps
+    combogan export --out exported/                 ONNX graphs per domain
+    combogan serve                                  web page on http://127.0.0.1:8000/
     """
 
 
@@ -241,6 +243,36 @@ def import_combogan(folder, names, run, epoch) -> None:
     got = importing.combogan_dir(Path(folder), _names(names), epoch)
     out = importing.write_run(got, Path(run))
     _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; critics are fresh PatchGANs")
+
+
+@cli.command("export")
+@click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for <domain>.encoder/.decoder files and model.json.")
+@click.option("--format", "fmt", default="onnx", show_default=True, type=click.Choice(["onnx", "torchscript"]))
+@click.option("--domains", help="Comma-separated domains to export [default: all].")
+@click.option("--fp16", is_flag=True, help="Half-precision weights and inputs (GPU runtimes).")
+@click.option("-q", "--quiet", is_flag=True)
+def export_cmd(run, out, fmt, domains, fp16, quiet) -> None:
+    """Export each domain's encoder and decoder (dynamic batch, height, width)."""
+    from .apps.export import export
+
+    names = [d.strip() for d in domains.split(",") if d.strip()] if domains else None
+    folder = export(run, out, fmt, names, fp16, announce=not quiet)
+    click.echo(f"exported {fmt} graphs and model.json to {folder}")
+
+
+@cli.command("serve")
+@click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 listens on every interface (with a warning).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--device", default="auto", type=DEVICE, show_default=True)
+@click.option("--max-upload-mb", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--max-side", default=1024, show_default=True, type=click.IntRange(min=0), help="Larger images are resized down first (0: never).")
+def serve_cmd(run, host, port, device, max_upload_mb, max_side) -> None:
+    """A local web page that translates an image into every other domain, and its HTTP API."""
+    from .apps.serve import serve
+
+    serve(run, host, port, device, max_upload_mb, max_side)
 
 
 @cli.group()
