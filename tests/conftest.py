@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,15 @@ class Trainee:
 
     def step(self, pair, real_a, real_b, loss: LossConfig = LossConfig(), run: Executor | None = None) -> dict[str, torch.Tensor]:
         return Step(self.model, self.state, loss, run)(pair, real_a, real_b)
+
+    def take_state(self, other: Trainee) -> None:
+        """Become `other`'s training state exactly (weights, Adam moments, pools), keeping this
+        trainee's own Adam implementation and memory format: one step of each can then be
+        compared from identical state."""
+        for name in other.model.names:
+            self.model.load_domain_state(name, other.model.domain_state(name))
+            if name not in other.state.frozen:  # deep copy: state_dict() hands out the live moments
+                self.state.load_domain_state(name, copy.deepcopy(other.state.domain_state(name)))
 
 
 @torch.no_grad()

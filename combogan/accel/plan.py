@@ -116,6 +116,8 @@ def apply(p: PerfPlan, model: ComboGAN, state: TrainState | None = None) -> None
         state.use_fused_adam(p.fused_adam)
     if p.channels_last:
         model.to(memory_format=torch.channels_last)
+        if state is not None:
+            state.match_layouts()  # moments loaded from a checkpoint are still NCHW
     if p.compile:
         if next(model.parameters()).device.type == "cpu":
             # Inductor would switch convs to channels_last on CPU; oneDNN's NHWC backward is slower

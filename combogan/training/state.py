@@ -87,6 +87,17 @@ class TrainState:
             for group in opt.param_groups:
                 group["fused"], group["foreach"] = (True, False) if self.fused_adam else (None, None)
 
+    def match_layouts(self, opts: Iterable[torch.optim.Optimizer] | None = None) -> None:
+        """Give every Adam moment its parameter's memory layout. Fused Adam assumes they share
+        strides and silently computes wrong updates when they do not: after loading moments
+        saved from a run in another memory format (perf.channels_last changed at a resume), or
+        after the parameters changed format."""
+        for opt in self.all_optimizers() if opts is None else opts:
+            for param, st in opt.state.items():
+                for key, value in st.items():
+                    if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                        st[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
     def set_lr(self, lr: float, names: Iterable[str] | None = None) -> None:
         names = self.model.names if names is None else names
         for opt in self.optimizers(names, "generator") + self.optimizers(names, "critic"):
@@ -119,6 +130,7 @@ class TrainState:
         if crit is not None and state.get("dis_opt") is not None:
             crit.load_state_dict(state["dis_opt"])
         self._set_adam_impl(*(o for o in (gen, crit) if o is not None))
+        self.match_layouts([o for o in (gen, crit) if o is not None])
         pools = state.get("rank_pools") or [state["pool"]]
         if self.rank < len(pools):
             self.pools[name].load_state_dict(pools[self.rank], next(self.model.parameters()).device)
