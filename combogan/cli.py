@@ -237,12 +237,13 @@ def import_cyclegan(folder, names, run, epoch, g_ab, g_ba) -> None:
 @click.option("--run", "--run-dir", "run", required=True, type=click.Path(), help="The run to create (must not exist).")
 @click.option("--epoch", required=True, help="Which <epoch>_net_G<i>.pth (e.g. 1150 for the released painters model).")
 def import_combogan(folder, names, run, epoch) -> None:
-    """An official ComboGAN model: FOLDER with <epoch>_net_G<i>.pth (encoders, then decoders)."""
+    """An official ComboGAN model: FOLDER with <epoch>_net_G<i>.pth (encoders, then decoders) and,
+    optionally, <epoch>_net_D<i>.pth (the critics)."""
     from .apps import importing
 
     got = importing.combogan_dir(Path(folder), _names(names), epoch)
     out = importing.write_run(got, Path(run))
-    _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; critics are fresh PatchGANs")
+    _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; critics: {got.source['critics']}")
 
 
 @cli.command("export")

@@ -30,8 +30,12 @@ class ModelConfig:
     dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
     activation: str = "relu"  # relu | prelu (the official ComboGAN code's generators use PReLU)
     # How the decoder doubles resolution: 'transpose' = ConvTranspose2d k3 s2 (CycleGAN, the
-    # paper); 'transpose4' = ConvTranspose2d k4 s2 (the official ComboGAN code).
+    # paper); 'transpose4' = ConvTranspose2d k4 s2 (the official ComboGAN code); 'nearest' or
+    # 'bilinear' = resize, then a 3x3 convolution (no checkerboard: Odena et al. 2016).
     upsample: str = "transpose"
+    # The critic: 'patchgan' (CycleGAN's 70x70 PatchGAN, the paper) or 'two_view' (the official
+    # ComboGAN code's: luminance and blurred RGB views, PReLU, a prediction at every scale).
+    discriminator: str = "patchgan"
 
 
 @dataclass
@@ -80,6 +84,9 @@ class TrainConfig:
     sample_every: int = 500  # iterations between image grids (PNG + TensorBoard)
     log_every: int = 50  # iterations between scalar logs
     max_bad_steps: int = 20  # consecutive non-finite steps before giving up
+    # Exponential moving average of each domain's encoder and decoder weights (0: off), bias-
+    # corrected like Adam's moments; translation, eval, export and serving use it.
+    ema: float = 0.0
 
 
 @dataclass
@@ -212,6 +219,23 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     return cfg
 
 
+UPSAMPLE = ("transpose", "transpose4", "nearest", "bilinear")
+# What a key meant before it existed: a config or checkpoint written before a key was added
+# (and so without it) is read with these values, never with a newer default, so old runs load
+# and resume unchanged whatever the defaults become.
+BEFORE_KEY = {"model": {"activation": "relu", "upsample": "transpose", "discriminator": "patchgan"}, "train": {"ema": 0.0}, "data": {"resize": "shorter_side"}}
+
+
+def saved(data: dict[str, Any], source: str) -> Config:
+    """A config as a run saved it: keys it lacks take BEFORE_KEY's values."""
+    return apply(apply(Config(), BEFORE_KEY, source="(keys added since)"), data, source=source)
+
+
+def saved_arch(data: dict[str, Any]) -> ModelConfig:
+    """An architecture dict from a checkpoint or weights file, completed with BEFORE_KEY."""
+    return ModelConfig(**{**BEFORE_KEY["model"], **data})
+
+
 def from_dict(data: dict[str, Any], source: str) -> Config:
     return apply(Config(), data, source=source)
 
@@ -225,14 +249,15 @@ def validate(cfg: Config) -> None:
         (m.norm in ("instance", "batch"), f"model.norm must be 'instance' or 'batch', got '{m.norm}'"),
         (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
         (m.activation in ("relu", "prelu"), f"model.activation must be 'relu' or 'prelu', got '{m.activation}'"),
-        (m.upsample in ("transpose", "transpose4"), f"model.upsample must be 'transpose' or 'transpose4', got '{m.upsample}'"),
+        (m.upsample in UPSAMPLE, f"model.upsample must be one of {', '.join(UPSAMPLE)}, got '{m.upsample}'"),
+        (m.discriminator in ("patchgan", "two_view"), f"model.discriminator must be 'patchgan' or 'two_view', got '{m.discriminator}'"),
         (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
         (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_autoencode, lo.lambda_forward, lo.lambda_latent) >= 0,
          "loss weights must be >= 0"),
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
         (d.crop_size % 4 == 0, f"data.crop_size must be a multiple of 4, got {d.crop_size}"),
-        (d.crop_size >= 3 * 2**m.n_layers_d, f"data.crop_size {d.crop_size} is too small for a {m.n_layers_d}-layer PatchGAN (needs >= {3 * 2**m.n_layers_d})"),
+        (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**m.n_layers_d, f"data.crop_size {d.crop_size} is too small for a {m.n_layers_d}-layer PatchGAN (needs >= {3 * 2**m.n_layers_d})"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (d.resize in ("shorter_side", "square"), f"data.resize must be 'shorter_side' or 'square', got '{d.resize}'"),
@@ -245,6 +270,7 @@ def validate(cfg: Config) -> None:
         (t.checkpoint_every >= 1 and t.sample_every >= 1 and t.log_every >= 1, "train.*_every must be >= 1"),
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1"),
         (t.max_bad_steps >= 1, "train.max_bad_steps must be >= 1"),
+        (0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1) (0: off), got {t.ema}"),
         *[(getattr(pf, k) in ("auto", "on", "off"), f"perf.{k} must be auto, on or off, got '{getattr(pf, k)}'")
           for k in ("overlap", "compile", "channels_last", "fused_adam", "cuda_graphs")],
         (pf.precision in ("auto", "fp32", "bf16"), f"perf.precision must be auto, fp32 or bf16, got '{pf.precision}'"),

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from combogan.domains.alps_seasons import synthesize
 
-from combogan import perf
+from combogan.accel import plan as perf
 from combogan.apps.evaluate import evaluate
 from combogan.config import load
 from combogan.training.loop import train
@@ -30,6 +30,8 @@ def main() -> None:
     p.add_argument("--test", type=int, default=12, help="ground-truth test scenes")
     p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--seed", type=int, default=0, help="train.seed (initialisation, pairs, data order)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic dataset")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", help="keep data and run here (default: a temp dir)")
@@ -38,14 +40,15 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="cg-quality-"))
     data = work / "data"
     if not data.exists():
-        synthesize(data, size=args.size, train=args.train, test=args.test)
+        synthesize(data, size=args.size, train=args.train, test=args.test, seed=args.data_seed)
     # The schedule spans exactly --iters: the lr decays to 0 at the end, as in a full run.
     iters_per_epoch = -(-args.train // load(args.config, args.overrides).data.batch_size)
-    cfg = load(args.config, args.overrides + [f"train.epochs={max(1, round(args.iters / iters_per_epoch))}"])
+    cfg = load(args.config, args.overrides + [f"train.epochs={max(1, round(args.iters / iters_per_epoch))}", f"train.seed={args.seed}"])
     t0 = time.perf_counter()
-    result = train(data, cfg, run=work / "run", device=args.device, max_iters=args.iters, quiet=True)
+    run = work / f"run_seed{args.seed}"
+    result = train(data, cfg, run=run, device=args.device, max_iters=args.iters, quiet=True)
     wall = time.perf_counter() - t0
-    report = evaluate(work / "run", data, device=args.device, progress=False, out=work / "eval")
+    report = evaluate(run, data, device=args.device, progress=False, out=work / "eval")
     m = report["mean"]
     print(json.dumps({
         "iters": result.step, "wall_s": round(wall, 1), "device": str(torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))),
@@ -54,7 +57,10 @@ def main() -> None:
         "l1": {k: round(m[k]["l1"], 4) for k in ("model", "identity", "histogram")},
         "psnr": {k: round(m[k]["psnr"], 2) for k in ("model", "identity", "histogram")},
         "ssim": {k: round(m[k]["ssim"], 4) for k in ("model", "identity", "histogram")},
-        "cycle_l1": round(m["cycle_l1"], 4), "workdir": str(work),
+        "cycle_l1": round(m["cycle_l1"], 4), "seed": args.seed,
+        "pairs_beating_histogram": sum(p["model"]["l1"] < p["histogram"]["l1"] for p in report["pairs"] if p["paired"]),
+        "pairs": {f"{p['source']}->{p['target']}": round(p["model"]["l1"], 4) for p in report["pairs"] if p["paired"]},
+        "workdir": str(work),
     }))
 
 

@@ -1,8 +1,9 @@
 """Print what `make demo` achieved: summer->winter outputs against the ground-truth winter images.
 
 The synthetic test split renders the same scenes in every season, so each translated summer
-image has a true winter counterpart. We report mean L1 (in [0, 1] pixel units) for the model and
-for the identity baseline (output = input), and how much whiter (snow) the outputs became.
+image has a true winter counterpart. We report mean L1 (in [0, 1] pixel units) and SSIM for the
+model and for two baselines computed the same way: identity (output = input) and per-image
+histogram matching to winter's training colours; and how much whiter (snow) the outputs became.
 """
 
 import sys
@@ -11,32 +12,42 @@ from pathlib import Path
 import torch
 from torchvision.io import decode_image
 
+from combogan.apps.baselines import HistogramMatcher
+from combogan.apps.metrics import ssim
+from combogan.data.layouts import list_images
+
 
 def load(path: Path) -> torch.Tensor:
-    return decode_image(str(path)).float() / 255.0
+    return decode_image(str(path))
+
+
+def snow(img: torch.Tensor) -> float:
+    """Fraction of bright, unsaturated pixels: a crude snow detector."""
+    img = img.float() / 255
+    return ((img.min(0).values > 0.75) & (img.max(0).values - img.min(0).values < 0.12)).float().mean().item()
 
 
 def main(demo: Path) -> None:
     outs = sorted((demo / "winter").glob("*.png"))
     if not outs:
         sys.exit(f"error: no outputs in {demo / 'winter'}")
-    l1_model = l1_identity = white_in = white_out = white_true = 0.0
+    matcher = HistogramMatcher(list_images(demo / "data" / "train" / "winter"), load_size=None)
+    rows = {"model": [], "histogram": [], "identity": []}
+    white = {"summer inputs": 0.0, "winter outputs": 0.0, "true winter": 0.0}
     for out in outs:
         src, truth, y = load(demo / "data/test/summer" / out.name), load(demo / "data/test/winter" / out.name), load(out)
-        l1_model += (y - truth).abs().mean().item()
-        l1_identity += (src - truth).abs().mean().item()
-        # "white" = bright and unsaturated: a crude snow detector
-        for acc, img in (("in", src), ("out", y), ("true", truth)):
-            frac = ((img.min(0).values > 0.75) & (img.max(0).values - img.min(0).values < 0.12)).float().mean().item()
-            if acc == "in":
-                white_in += frac
-            elif acc == "out":
-                white_out += frac
-            else:
-                white_true += frac
-    n = len(outs)
-    print(f"summer -> winter on {n} test scenes: L1 to ground truth {l1_model / n:.3f} (identity baseline {l1_identity / n:.3f})")
-    print(f"snow-white pixels: summer inputs {100 * white_in / n:.1f}%  ->  winter outputs {100 * white_out / n:.1f}%  (true winter {100 * white_true / n:.1f}%)")
+        t = truth[None].float() / 255
+        for which, img in (("model", y), ("histogram", matcher(src)), ("identity", src)):
+            x = img[None].float() / 255
+            rows[which].append(((x - t).abs().mean().item(), ssim(x, t)))
+        for key, img in (("summer inputs", src), ("winter outputs", y), ("true winter", truth)):
+            white[key] += snow(img) / len(outs)
+    print(f"summer -> winter on {len(outs)} test scenes, against the true winter images:")
+    for which, values in rows.items():
+        l1 = sum(v[0] for v in values) / len(values)
+        s = sum(v[1] for v in values) / len(values)
+        print(f"  {which + (' (baseline)' if which != 'model' else ''):<22} L1 {l1:.3f}   SSIM {s:.3f}")
+    print("snow-white pixels: " + ",  ".join(f"{k} {100 * v:.1f}%" for k, v in white.items()))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from ..data.images import BadImage, load_image
 class HistogramMatcher:
     """Per-channel histogram matching of an image to a domain's pooled training histogram."""
 
-    def __init__(self, files: list[Path], load_size: int, max_images: int = 100):
+    def __init__(self, files: list[Path], load_size: int | None, max_images: int = 100):
         hist = np.zeros((3, 256))
         for f in files[:max_images]:
             try:

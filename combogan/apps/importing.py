@@ -12,9 +12,10 @@ Official CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix), `<epoch>_net_G_A.pth` 
 Official ComboGAN (AAnoosheh/ComboGAN), `<epoch>_net_G<i>.pth`:
     G<i>, i < N: encoder of domain i; G<N+i>: its decoder ('model.*' -> 'net.*',
     'conv_block.*' -> 'block.*'), PReLU activations and 4x4 transposed convolutions
-    (model.activation=prelu, model.upsample=transpose4). Its two-view critics (luminance and a
-    blurred RGB copy, multi-scale outputs) are not ours: each imported domain gets a fresh
-    PatchGAN critic, trained when training continues (add-domain never trains old critics).
+    (model.activation=prelu, model.upsample=transpose4). D<i>: domain i's two-view critic
+    (luminance and blurred RGB, a prediction per scale; model.discriminator=two_view), its keys
+    unchanged ('model_gray.*', 'model_rgb.*' -> 'discriminator.model_gray.*', ...). Without the
+    D files each domain gets a fresh two-view critic of the official default depth (4).
 No optimizer state is in those files: a continued run starts Adam afresh (the manifest says so).
 """
 
@@ -32,7 +33,7 @@ from torch import nn
 from ..config import Config, ModelConfig
 from ..errors import UserError
 from ..model.combogan import ComboGAN
-from ..model.networks import Decoder, Discriminator, Encoder
+from ..model.networks import Decoder, Discriminator, Encoder, TwoViewDiscriminator
 from ..runs import checkpoint, rundir
 from ..training.state import TrainState
 
@@ -209,16 +210,34 @@ def combogan_dir(folder: Path, names: list[str], epoch: str) -> Imported:
         raise UserError(f"{files[0]}: {e_arch['n_blocks']} encoder and {d_arch['n_blocks']} decoder blocks; combogan splits n blocks n//2 / rest")
     if any(a[0]["ngf"] != e_arch["ngf"] for a in encs + decs):
         raise UserError(f"{folder}: the generator files have different widths (ngf)")
-    # The official critics are not ours (see the module docstring): fresh PatchGANs, its ndf.
-    d_files = sorted(folder.glob(f"{epoch}_net_D*.pth"))
-    critic = read_official(d_files[0]) if d_files else {}
-    ndf = int(critic["model_rgb.0.0.weight"].shape[0]) if "model_rgb.0.0.weight" in critic else 64
-    arch = ModelConfig(**total, ndf=ndf)
+    d_files = [folder / f"{epoch}_net_D{i}.pth" for i in range(n)]
+    present = [p for p in d_files if p.is_file()]
+    if present and len(present) != n:
+        raise UserError(f"{folder} holds {len(present)} of the {n} critic files {epoch}_net_D<i>.pth; give all or none")
+    critics = [_combogan_critic(p) for p in present]
+    if len({tuple(sorted(c[0].items())) for c in critics}) > 1:
+        raise UserError(f"{folder}: the critic files are different architectures")
+    d_arch = critics[0][0] if critics else {"ndf": 64, "n_layers_d": 4, "norm": total["norm"]}
+    if d_arch["norm"] != total["norm"]:
+        raise UserError(f"the generators use {total['norm']} norm but the critics {d_arch['norm']} norm")
+    arch = ModelConfig(**total, ndf=d_arch["ndf"], n_layers_d=d_arch["n_layers_d"], discriminator="two_view")
     parts = {name: {"encoder": _fit(Encoder(arch), encs[i][1], files[i], "ComboGAN encoder"),
                     "decoder": _fit(Decoder(arch), decs[i][1], files[n + i], "ComboGAN decoder")} for i, name in enumerate(names)}
     sources = {name: {"encoder": str(files[i]), "decoder": str(files[n + i])} for i, name in enumerate(names)}
+    for i, name in enumerate(names[:len(critics)]):
+        parts[name]["discriminator"] = _fit(TwoViewDiscriminator(arch), critics[i][1], d_files[i], "ComboGAN two-view critic")
+        sources[name]["discriminator"] = str(d_files[i])
     return Imported(arch, parts, sources, {"format": "official ComboGAN", "epoch": epoch,
-                                           "critics": "fresh PatchGAN critics (the official two-view critics are not imported)"})
+                                           "critics": "the official two-view critics" if critics else "fresh two-view critics (no D files)"})
+
+
+def _combogan_critic(path: Path) -> tuple[dict, dict[str, tuple[str, torch.Tensor]]]:
+    norm, state = _norm_and_stats(read_official(path), "model_rgb.1.1")
+    if "model_rgb.0.0.weight" not in state or "model_gray.0.0.weight" not in state:
+        raise UserError(f"{path}: no 'model_rgb.0.0.weight' / 'model_gray.0.0.weight': not a ComboGAN critic")
+    stages = {int(k.split(".")[1]) for k in state if k.startswith(("model_rgb.", "model_gray."))}
+    arch = {"ndf": int(state["model_rgb.0.0.weight"].shape[0]), "n_layers_d": max(stages), "norm": norm}
+    return arch, {k: (k, v) for k, v in state.items()}
 
 
 # --- writing the run -----------------------------------------------------------------------------

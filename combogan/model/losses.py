@@ -11,8 +11,14 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:
-    """LSGAN: mean (D(x) - t)^2; vanilla: BCE-with-logits. Targets are 1 (real) and 0 (fake)."""
+def gan_loss(prediction: torch.Tensor | list[torch.Tensor], target_is_real: bool, mode: str) -> torch.Tensor:
+    """LSGAN: mean (D(x) - t)^2; vanilla: BCE-with-logits. Targets are 1 (real) and 0 (fake).
+    A list (the two-view critic's per-scale maps) is weighted as the official ComboGAN code does:
+    sum_i w_i * loss_i / (n * sum_i w_i) with w = 1, 2, ..., n - 1, n + 1."""
+    if isinstance(prediction, (list, tuple)):
+        n = len(prediction)
+        weights = [*range(1, n), n + 1] if n > 1 else [1]
+        return sum(w * gan_loss(p, target_is_real, mode) for w, p in zip(weights, prediction)) / (n * sum(weights))
     # Computed in fp32 even under autocast: squared errors of bf16 logits lose too much.
     prediction = _full(prediction)
     target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
@@ -36,10 +37,13 @@ def activation(kind: str) -> nn.Module:
 
 
 def upsample(kind: str, channels_in: int, channels_out: int, bias: bool) -> nn.Module:
-    """Double the resolution: CycleGAN's ConvTranspose2d k3 (output_padding 1) or the official
-    ComboGAN code's k4; both map H to exactly 2H."""
+    """Double the resolution: CycleGAN's ConvTranspose2d k3 (output_padding 1), the official
+    ComboGAN code's k4, or resize + 3x3 conv; all map H to exactly 2H."""
     if kind == "transpose4":
         return nn.ConvTranspose2d(channels_in, channels_out, 4, stride=2, padding=1, bias=bias)
+    if kind in ("nearest", "bilinear"):
+        # Every output pixel sees the same number of kernel taps: no checkerboard (Odena et al. 2016).
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode=kind), nn.ReflectionPad2d(1), nn.Conv2d(channels_in, channels_out, 3, bias=bias))
     return nn.ConvTranspose2d(channels_in, channels_out, 3, stride=2, padding=1, output_padding=1, bias=bias)
 
 
@@ -90,7 +94,12 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
-class Discriminator(nn.Module):
+def Discriminator(cfg: ModelConfig, in_channels: int = 3) -> nn.Module:
+    """The critic model.discriminator names: CycleGAN's PatchGAN or the official ComboGAN code's."""
+    return TwoViewDiscriminator(cfg) if cfg.discriminator == "two_view" else PatchGAN(cfg, in_channels)
+
+
+class PatchGAN(nn.Module):
     """PatchGAN: C64-C128-C256-C512 (for ndf=64, n_layers=3), LeakyReLU 0.2, 1-channel map."""
 
     def __init__(self, cfg: ModelConfig, in_channels: int = 3):
@@ -107,6 +116,64 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def blur_kernel(size: int = 5, sigma: float = 3.0) -> torch.Tensor:
+    """The official ComboGAN code's blur (util.gkern_2d): scipy's gaussian_filter of a size x size
+    impulse, whose 'reflect' border folds the Gaussian's tails back in; summed here directly."""
+    half = int(4 * sigma + 0.5)  # scipy truncates the kernel at 4 sigma
+    taps = torch.exp(-torch.arange(-half, half + 1, dtype=torch.float64) ** 2 / (2 * sigma**2))
+    taps /= taps.sum()
+    period, centre = 2 * size, size // 2
+    line = torch.zeros(size, dtype=torch.float64)
+    for i in range(size):  # the impulse and its mirror images in the half-sample symmetric extension
+        for image in range(-half - size, half + size + 1):
+            pos = image * period + centre, image * period - 1 - centre
+            line[i] += sum(taps[i - p + half] for p in pos if abs(i - p) <= half)
+    return torch.outer(line, line).float()
+
+
+class TwoViewDiscriminator(nn.Module):
+    """The official ComboGAN code's critic: one PatchGAN on the luminance and one on a blurred RGB
+    copy (so colour is judged at low frequency, structure in grey), PReLU activations, and a
+    prediction at every scale: each inner stage has one extra output channel that is read out as a
+    patch map. forward() returns the per-scale maps (both views side by side); losses.gan_loss
+    weights them as the official code does (1, 2, ..., with the last one's weight one more).
+    State-dict keys (model_gray.*, model_rgb.*) are the official files' own."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.register_buffer("blur", blur_kernel().expand(3, 1, 5, 5).clone(), persistent=False)
+        self.model_gray = self._view(1, cfg)
+        self.model_rgb = self._view(3, cfg)
+
+    @staticmethod
+    def _view(in_channels: int, cfg: ModelConfig) -> nn.Sequential:
+        Norm, bias, ndf = norm_layer(cfg.norm), _use_bias(cfg.norm), cfg.ndf
+        stages = [nn.Sequential(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=2), nn.PReLU())]
+        mult = 1
+        for n in range(1, cfg.n_layers_d):
+            prev, mult = mult, min(2**n, 8)
+            stages.append(nn.Sequential(nn.Conv2d(ndf * prev, ndf * mult + 1, 4, stride=2, padding=2, bias=bias), Norm(ndf * mult + 1), nn.PReLU()))
+        prev, mult = mult, min(2**cfg.n_layers_d, 8)
+        stages.append(nn.Sequential(nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=2, bias=bias), Norm(ndf * mult), nn.PReLU(),
+                                    nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=2)))
+        return nn.Sequential(*stages)
+
+    @staticmethod
+    def _predictions(view: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        x = view[0](x)
+        for stage in view[1:]:
+            y = stage(x)
+            out.append(y[:, -1:])  # the extra channel is this scale's prediction...
+            x = y[:, :-1]  # ...and the rest go on (the last stage's one channel is all prediction)
+        return out
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        rgb = F.conv2d(x, self.blur.to(x.dtype), padding=2, groups=3)
+        return [torch.cat([g, c], 2) for g, c in zip(self._predictions(self.model_gray, gray), self._predictions(self.model_rgb, rgb))]
 
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:

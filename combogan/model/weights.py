@@ -13,7 +13,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from .. import atomic
-from ..config import ModelConfig
+from ..config import ModelConfig, saved_arch
 from ..errors import UserError
 
 FORMAT = "combogan-domain-weights"
@@ -45,7 +45,7 @@ def load_domain(path: Path, device: torch.device | str = "cpu") -> tuple[str, Mo
     """(domain name, architecture, tensors) of a file written by save_domain."""
     meta = read_metadata(path)
     try:
-        arch = ModelConfig(**json.loads(meta["arch"]))
+        arch = saved_arch(json.loads(meta["arch"]))
         tensors = load_file(str(path), device=str(device))
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{path} has an architecture this version does not understand") from None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .. import atomic
+from .. import config as config_mod
 from ..config import ModelConfig
 from ..errors import UserError
 from ..model import weights
@@ -82,9 +83,15 @@ def save(run: Path, model: ComboGAN, state: TrainState, step: int, trainer_state
             continue
         nets, train = folder / f"{name}.safetensors", folder / f"{name}.state.pt"
         weights.save_domain(nets, name, model.domain_state(name), model.arch)
+        entries[name] = {"nets": str(nets.relative_to(run)), "state": str(train.relative_to(run))}
+        averaged = state.ema.weights(name) if state.ema is not None else None
+        if averaged is not None:  # what inference uses; the critic is the live one
+            ema = folder / f"{name}.ema.safetensors"
+            critic = {k: v for k, v in model.domain_state(name).items() if k.startswith("discriminator.")}
+            weights.save_domain(ema, name, {**averaged, **critic}, model.arch, {"ema_decay": str(state.ema.decay), "ema_updates": str(state.ema.count[name])})
+            entries[name]["ema"] = str(ema.relative_to(run))
         atomic.save_torch(train, {"format": "combogan-state", "version": FORMAT_VERSION, "domain": name,
                                   **state.domain_state(name, [r[name] for r in rank_pools] if rank_pools else None)})
-        entries[name] = {"nets": str(nets.relative_to(run)), "state": str(train.relative_to(run))}
     atomic.save_torch(folder / "trainer.pt", {"format": "combogan-trainer", "version": FORMAT_VERSION, "step": step, **trainer_state})
     index = {"format": "combogan-checkpoint", "version": FORMAT_VERSION, "step": step, "arch": arch, "domains": entries, "trainer": str((folder / "trainer.pt").relative_to(run))}
     atomic.write_json(folder / "index.json", index)  # last: its presence marks the checkpoint complete
@@ -113,7 +120,9 @@ def read_index(run: Path, folder: Path) -> CheckpointIndex:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise UserError(f"checkpoint index {path} is missing or damaged") from None
     for files in index.domains.values():
-        for kind in ("nets", "state"):
+        if "nets" not in files or "state" not in files:
+            raise UserError(f"checkpoint index {path} is damaged (a domain without its files)")
+        for kind in [k for k in ("nets", "state", "ema") if k in files]:
             if not (run / files[kind]).is_file():
                 raise UserError(f"checkpoint {folder.name} is incomplete: {files[kind]} is missing")
     if not (run / index.trainer).is_file():
@@ -132,8 +141,10 @@ def latest(run: Path, verify: bool = True, warn: Callable[[str], None] | None = 
         try:
             index = read_index(run, folder)
             if verify:  # every file must load, not just exist
-                for name in index.domains:
+                for name, files in index.domains.items():
                     load_weights(index.file(run, name, "nets"))
+                    if "ema" in files:
+                        load_weights(index.file(run, name, "ema"))
                     safe_load(index.file(run, name, "state"))
                 safe_load(run / index.trainer)
             return index
@@ -164,7 +175,7 @@ def prune(run: Path, keep: int) -> None:
 
 def load_arch(index: CheckpointIndex) -> ModelConfig:
     try:
-        return ModelConfig(**index.arch)
+        return config_mod.saved_arch(index.arch)
     except TypeError:
         raise UserError(f"checkpoint {index.path.name} has an architecture this version does not understand") from None
 
@@ -185,11 +196,15 @@ def load_into(run: Path, index: CheckpointIndex, model: ComboGAN, state: TrainSt
     return trainer
 
 
-def load_model(run: Path, device: torch.device | str = "cpu") -> tuple[ComboGAN, CheckpointIndex]:
-    """The model of the run's newest complete checkpoint, in eval mode on `device`."""
+def load_model(run: Path, device: torch.device | str = "cpu", ema: bool = True) -> tuple[ComboGAN, CheckpointIndex]:
+    """The model of the run's newest complete checkpoint, in eval mode on `device`: with each
+    domain's weight average (train.ema) where the checkpoint has one, unless ema=False."""
     index = latest(run)
     if index is None:
         raise UserError(f"run {run} has no complete checkpoint yet")
     model = ComboGAN(load_arch(index), index.domains)
     load_into(run, index, model)
+    for name, files in index.domains.items():
+        if ema and "ema" in files:
+            model.load_domain_state(name, load_weights(index.file(run, name, "ema")))
     return model.to(device).eval(), index

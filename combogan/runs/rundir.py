@@ -104,7 +104,7 @@ def read_config(run: Path) -> Config:
         raise UserError(f"{path} is missing") from None
     except yaml.YAMLError:
         raise UserError(f"{path} is damaged (not valid YAML)") from None
-    return config_mod.from_dict(data, source=str(path))
+    return config_mod.saved(data, source=str(path))
 
 
 def write_config(run: Path, cfg: Config) -> None:

@@ -196,6 +196,8 @@ def _loop(s: Session) -> TrainResult:
             batch = batch.to(dev, non_blocking=True, memory_format=plan.memory_format)
             s.state.set_lr(cfg.train.lr * s.schedule.lr_factor(step), pair)
             metrics = step_fn(pair, batch[:b], batch[b:])
+            if s.state.ema is not None and "skipped" not in metrics:
+                s.state.ema.update(pair)
             if "skipped" in metrics:
                 bad_steps += 1
                 logger.add({"train/skipped_steps": metrics["skipped"]})

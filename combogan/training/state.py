@@ -15,6 +15,7 @@ import torch
 
 from ..config import TrainConfig
 from ..model.combogan import ComboGAN, stable_seed
+from .ema import WeightAverage
 from .pool import ImagePool
 
 
@@ -37,6 +38,7 @@ class TrainState:
         self.pools: dict[str, ImagePool] = {}
         self.frozen: set[str] = set()
         self.fused_adam = True
+        self.ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
 
     def add(self, name: str, seed: int | None = None) -> None:
         """Optimizers and a pool for the model's domain `name`."""
@@ -47,6 +49,8 @@ class TrainState:
         self.generator_opt[name] = torch.optim.Adam(self.model.generator_parameters(name), **kw)
         self.critic_opt[name] = torch.optim.Adam(list(self.model.discriminators[name].parameters()), **kw)
         self._set_adam_impl(self.generator_opt[name], self.critic_opt[name])
+        if self.ema is not None:
+            self.ema.add(name)
 
     def freeze(self, name: str) -> None:
         """No gradients, no optimizer steps, eval mode (a fixed function: BatchNorm statistics)."""
@@ -119,6 +123,8 @@ class TrainState:
         }
         if rank_pools and len(rank_pools) > 1:
             state["rank_pools"] = rank_pools
+        if self.ema is not None and name in self.ema.shadow:
+            state["ema"] = self.ema.state(name)
         return state
 
     def load_domain_state(self, name: str, state: dict) -> bool:
@@ -131,6 +137,8 @@ class TrainState:
             crit.load_state_dict(state["dis_opt"])
         self._set_adam_impl(*(o for o in (gen, crit) if o is not None))
         self.match_layouts([o for o in (gen, crit) if o is not None])
+        if self.ema is not None and name in self.ema.shadow and state.get("ema") is not None:
+            self.ema.load_state(name, state["ema"])  # else (train.ema switched on at a resume): it starts now
         pools = state.get("rank_pools") or [state["pool"]]
         if self.rank < len(pools):
             self.pools[name].load_state_dict(pools[self.rank], next(self.model.parameters()).device)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reference_combogan import official_two_view_reference
 from reference_cyclegan import RefPool, ref_generator, ref_patchgan, reference_cyclegan_step
 
 from combogan.apps.translator import Translator
@@ -74,7 +75,7 @@ def test_zoo_style_single_direction_files_and_the_legacy_file(tmp_path, capsys):
 
 def test_combogan_import_reproduces_every_encoder_decoder_pair(tmp_path, capsys):
     names = ["spring", "summer", "autumn"]
-    code, _, err = _cli(capsys, "import", "combogan", COMBO, "--epoch", "1", "--names", ",".join(names), "--run", tmp_path / "c")
+    code, out, err = _cli(capsys, "import", "combogan", COMBO, "--epoch", "1", "--names", ",".join(names), "--run", tmp_path / "c")
     assert code == 0, err
     e = np.load(COMBO / "expected.npz")
     tr = Translator(tmp_path / "c", device="cpu")
@@ -84,6 +85,23 @@ def test_combogan_import_reproduces_every_encoder_decoder_pair(tmp_path, capsys)
         with torch.no_grad():
             got = tr.model.decode(tr.model.encode(x, a), b)
         torch.testing.assert_close(got, torch.from_numpy(e[f"out_{i}_{j}"]), rtol=0, atol=1e-5, msg=lambda m, i=i, j=j: f"{i}->{j}: {m}")
+    # The official critics come along, as two-view critics computing the official function.
+    assert (tr.model.arch.discriminator, tr.model.arch.ndf, tr.model.arch.n_layers_d) == ("two_view", 8, 4)
+    assert "critics: the official two-view critics" in out
+    for i, name in enumerate(names):
+        official = checkpoint.safe_load(COMBO / f"1_net_D{i}.pth")
+        with torch.no_grad():
+            got = tr.model.discriminators[name](x)
+        for g, w in zip(got, official_two_view_reference(official, x, 4), strict=True):
+            torch.testing.assert_close(g[:, 0], w, rtol=0, atol=1e-5)
+    # Without the D files: fresh two-view critics of the official default depth.
+    gens = tmp_path / "generators_only"
+    gens.mkdir()
+    for f in COMBO.glob("1_net_G*.pth"):
+        shutil.copy(f, gens)
+    code, out, err = _cli(capsys, "import", "combogan", gens, "--epoch", "1", "--names", ",".join(names), "--run", tmp_path / "g")
+    assert code == 0 and "fresh two-view critics" in out, err
+    assert Translator(tmp_path / "g", device="cpu").model.arch.discriminator == "two_view"
 
 
 def test_continued_training_of_an_imported_pair_is_the_official_step(horse_zebra):
@@ -160,6 +178,11 @@ def test_bad_imports_are_one_line_and_write_nothing(tmp_path, capsys):
         (["import", "combogan", COMBO, "--epoch", "1", "--names", "a,b"], "holds 6 generator files for epoch 1 (3 domains) but --names gives 2"),
         (["import", "combogan", COMBO, "--epoch", "9", "--names", "a,b,c"], "epochs here: 1; pass --epoch"),
     ]
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for f in [*COMBO.glob("1_net_G*.pth"), COMBO / "1_net_D0.pth", COMBO / "1_net_D1.pth"]:
+        shutil.copy(f, partial)
+    cases.append((["import", "combogan", partial, "--epoch", "1", "--names", "a,b,c"], "holds 2 of the 3 critic files 1_net_D<i>.pth"))
     for args, match in cases:
         _one_error(capsys, args + ["--run", out], match)
     # a generator file whose tensors fit no supported architecture: the key and shape are named

@@ -1,4 +1,5 @@
 import torch
+from reference_combogan import official_two_view_reference
 
 from combogan.config import ModelConfig
 from combogan.model.combogan import ComboGAN
@@ -39,3 +40,52 @@ def test_batch_norm_and_dropout_options():
     nets = ComboGAN(ModelConfig(ngf=8, ndf=8, n_blocks=2, norm="batch", dropout=0.5), ["x"])
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in nets.modules())
     assert any(isinstance(m, torch.nn.Dropout) for m in nets.modules())
+
+
+def test_resize_convolution_upsampling_has_no_transposed_convolutions():
+    for mode in ("nearest", "bilinear"):
+        cfg = ModelConfig(ngf=8, n_blocks=2, upsample=mode)
+        dec = Decoder(cfg)
+        assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in dec.modules())
+        assert dec(Encoder(cfg)(torch.randn(1, 3, 20, 36))).shape == (1, 3, 20, 36)
+        # same parameter count as the 3x3 transposed convolution it replaces
+        assert count_parameters(dec) == count_parameters(Decoder(ModelConfig(ngf=8, n_blocks=2)))
+
+
+def test_two_view_critic_is_the_official_one():
+    """The official file loads with its own keys, and the critic computes what the official one does."""
+    from pathlib import Path
+
+    from combogan.model.networks import TwoViewDiscriminator, blur_kernel
+
+    state = torch.load(Path(__file__).parents[1] / "fixtures/official_combogan/1_net_D0.pth", weights_only=True)
+    critic = TwoViewDiscriminator(ModelConfig(ndf=8, n_layers_d=4))
+    critic.load_state_dict(state)  # strict: every official key and shape
+    x = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    got, want = critic(x), official_two_view_reference(state, x, 4)
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g[:, 0], w, rtol=0, atol=1e-5)
+    torch.testing.assert_close(blur_kernel()[2], torch.tensor([0.0400122867, 0.0400874772, 0.040133203, 0.0400874772, 0.0400122867]))
+
+
+def test_two_view_critic_trains_and_its_scales_are_weighted_as_officially():
+    from combogan.model.losses import gan_loss
+
+    maps = [torch.full((1, 1, 2, 2), v) for v in (0.0, 0.5, 1.0)]
+    # official GANLoss: weights 1, 2, 4 (the last one's raised by one), / (n * sum of weights)
+    assert gan_loss(maps, True, "lsgan").item() == torch.tensor((1 * 1.0 + 2 * 0.25 + 4 * 0.0) / (3 * 7)).item()
+    cfg = ModelConfig(ngf=8, ndf=8, n_blocks=2, discriminator="two_view")
+    model = ComboGAN(cfg, ["a", "b"])
+    assert isinstance(model.discriminators["a"], Discriminator(cfg).__class__) and count_parameters(model.discriminators["a"]) > 0
+    from combogan.config import LossConfig, TrainConfig
+    from combogan.training.state import TrainState
+    from combogan.training.step import Step
+
+    state = TrainState(model, TrainConfig(pool_size=0))
+    for n in model.names:
+        state.add(n)
+    before = {k: v.clone() for k, v in model.discriminators["b"].state_dict().items()}
+    out = Step(model, state, LossConfig())(("a", "b"), torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert {"D/a", "D/b", "G_gan/a", "G_gan/b"} <= set(out) and all(torch.isfinite(v) for v in out.values())
+    assert any(not torch.equal(before[k], v) for k, v in model.discriminators["b"].state_dict().items())
