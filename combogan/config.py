@@ -36,6 +36,9 @@ class ModelConfig:
     # The critic: 'patchgan' (CycleGAN's 70x70 PatchGAN, the paper) or 'two_view' (the official
     # ComboGAN code's: luminance and blurred RGB views, PReLU, a prediction at every scale).
     discriminator: str = "patchgan"
+    # Spectral normalisation of every critic convolution (Miyato et al. 2018): bounds how fast
+    # the critic can change, a standard remedy for GAN oscillation artifacts.
+    spectral_norm: bool = False
 
 
 @dataclass
@@ -87,6 +90,9 @@ class TrainConfig:
     # Exponential moving average of each domain's encoder and decoder weights (0: off), bias-
     # corrected like Adam's moments; translation, eval, export and serving use it.
     ema: float = 0.0
+    # Differentiable augmentation of every image a critic judges (DiffAugment): comma-separated
+    # 'translation', 'cutout'; '' is off.
+    diffaugment: str = ""
 
 
 @dataclass
@@ -219,11 +225,21 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     return cfg
 
 
+# DiffAugment's transforms (combogan.training.augment), minus 'color': colour is what tells
+# seasons, painters or day and night apart.
+DIFFAUGMENT = ("translation", "cutout")
+
+
+def policy(text: str) -> tuple[str, ...]:
+    """'translation, cutout' -> ('translation', 'cutout')."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
 UPSAMPLE = ("transpose", "transpose4", "nearest", "bilinear")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"activation": "relu", "upsample": "transpose", "discriminator": "patchgan"}, "train": {"ema": 0.0}, "data": {"resize": "shorter_side"}}
+BEFORE_KEY = {"model": {"activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False}, "train": {"ema": 0.0, "diffaugment": ""}, "data": {"resize": "shorter_side"}}
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
@@ -271,6 +287,8 @@ def validate(cfg: Config) -> None:
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1"),
         (t.max_bad_steps >= 1, "train.max_bad_steps must be >= 1"),
         (0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1) (0: off), got {t.ema}"),
+        (all(p in DIFFAUGMENT for p in policy(t.diffaugment)),
+         f"train.diffaugment must list some of {', '.join(DIFFAUGMENT)} (comma-separated; '' is off), got '{t.diffaugment}'"),
         *[(getattr(pf, k) in ("auto", "on", "off"), f"perf.{k} must be auto, on or off, got '{getattr(pf, k)}'")
           for k in ("overlap", "compile", "channels_last", "fused_adam", "cuda_graphs")],
         (pf.precision in ("auto", "fp32", "bf16"), f"perf.precision must be auto, fp32 or bf16, got '{pf.precision}'"),

@@ -1,7 +1,8 @@
 """Does an imported official-ComboGAN model grow? Train 3 seasons with the official ComboGAN
-generator (PReLU, 4x4 transposed convolutions), write them out in the official code's file
-layout (<epoch>_net_G<i>.pth), `combogan import combogan` them (fresh critics), add the 4th
-season and score the pairs with it against ground truth and histogram matching. One JSON line.
+networks (PReLU, 4x4 transposed convolutions, its two-view critic of depth 4), write them out in
+the official code's file layout (<epoch>_net_G<i>.pth, <epoch>_net_D<i>.pth), `combogan import
+combogan` them, add the 4th season and score the pairs with it against ground truth and
+histogram matching. One JSON line.
 
     python tools/bench_import.py --iters 900
 """
@@ -28,13 +29,15 @@ SEASONS = ["spring", "summer", "autumn"]
 
 
 def write_official(run: Path, out: Path, epoch: str = "1") -> None:
-    """The run's encoders and decoders as the official code saves them (G<i>, then G<N+i>)."""
+    """The run's encoders and decoders as the official code saves them (G<i>, then G<N+i>), and its
+    critics (D<i>, whose keys are the official ones already)."""
     model, _ = checkpoint.load_model(run)
     out.mkdir(parents=True, exist_ok=True)
     official = lambda m: {k.replace("net.", "model.", 1).replace(".block.", ".conv_block."): v for k, v in m.state_dict().items()}  # noqa: E731
     for i, name in enumerate(SEASONS):
         torch.save(official(model.encoders[name]), out / f"{epoch}_net_G{i}.pth")
         torch.save(official(model.decoders[name]), out / f"{epoch}_net_G{len(SEASONS) + i}.pth")
+        torch.save(model.discriminators[name].state_dict(), out / f"{epoch}_net_D{i}.pth")
 
 
 def main() -> None:
@@ -58,7 +61,7 @@ def main() -> None:
                 (three / split / season.name).symlink_to(season.resolve(), target_is_directory=True)
     batch = load(args.config).data.batch_size
     epochs = lambda iters: f"train.epochs={max(1, round(iters * batch / 150))}"  # noqa: E731
-    arch = ["model.activation=prelu", "model.upsample=transpose4"]
+    arch = ["model.activation=prelu", "model.upsample=transpose4", "model.discriminator=two_view", "model.n_layers_d=4"]
     t = time.perf_counter()
     train(three, load(args.config, [*arch, epochs(args.iters)]), run=work / "trained", device=args.device, max_iters=args.iters, quiet=True)
     write_official(work / "trained", work / "official")

@@ -67,11 +67,13 @@ def _compile_blocker(device: torch.device) -> str | None:
     return None
 
 
-def _graphs_blocker(device: torch.device, distributed: bool) -> str | None:
+def _graphs_blocker(device: torch.device, distributed: bool, augmented: bool = False) -> str | None:
     if device.type != "cuda":
         return "CUDA graphs need a CUDA GPU"
     if distributed:
         return "the gradient all-reduce of torchrun runs is not captured; use one GPU per run"
+    if augmented:
+        return "train.diffaugment draws new transforms every step, which a captured graph would freeze; set train.diffaugment=''"
     return None
 
 
@@ -85,8 +87,9 @@ def _choose(key: str, value: str, auto: bool, blocker: str | None) -> bool:
     return auto and blocker is None
 
 
-def plan(perf: PerfConfig, model: ModelConfig, device: torch.device, distributed: bool = False) -> PerfPlan:
-    """Resolve every 'auto' for `device`; explicit settings that cannot work raise UserError."""
+def plan(perf: PerfConfig, model: ModelConfig, device: torch.device, distributed: bool = False, augmented: bool = False) -> PerfPlan:
+    """Resolve every 'auto' for `device`; explicit settings that cannot work raise UserError.
+    augmented: train.diffaugment is on."""
     cpu = device.type == "cpu"
     precision = perf.precision if perf.precision != "auto" else "fp32"
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -104,7 +107,7 @@ def plan(perf: PerfConfig, model: ModelConfig, device: torch.device, distributed
         channels_last=_choose("channels_last", perf.channels_last, False, None),
         fused_adam=_choose("fused_adam", perf.fused_adam, True, None),
         cudnn_benchmark=perf.cudnn_benchmark and device.type == "cuda",
-        cuda_graphs=_choose("cuda_graphs", perf.cuda_graphs, False, _graphs_blocker(device, distributed)),
+        cuda_graphs=_choose("cuda_graphs", perf.cuda_graphs, False, _graphs_blocker(device, distributed, augmented)),
     )
 
 

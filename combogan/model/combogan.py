@@ -21,7 +21,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import UserError
-from .networks import Decoder, Discriminator, Encoder, count_parameters, init_weights
+from .networks import Decoder, Discriminator, Encoder, count_parameters, init_weights, spectral_norm_
 
 PARTS = ("encoder", "decoder", "discriminator")
 # The smallest side the generator takes: its 7x7 reflection padding needs >= 4 pixels, and after
@@ -85,6 +85,8 @@ class ComboGAN(nn.Module):
             torch.manual_seed(stable_seed(seed, name))
             nets = nn.ModuleDict({"encoder": Encoder(self.arch), "decoder": Decoder(self.arch), "discriminator": Discriminator(self.arch)})
             init_weights(nets)
+            if self.arch.spectral_norm:
+                spectral_norm_(nets["discriminator"])
         if device is not None:
             nets.to(device)
         self.encoders[name], self.decoders[name], self.discriminators[name] = nets["encoder"], nets["decoder"], nets["discriminator"]

@@ -176,6 +176,15 @@ class TwoViewDiscriminator(nn.Module):
         return [torch.cat([g, c], 2) for g, c in zip(self._predictions(self.model_gray, gray), self._predictions(self.model_rgb, rgb))]
 
 
+def spectral_norm_(critic: nn.Module) -> nn.Module:
+    """Spectrally normalise every convolution of `critic` in place (after init_weights: the
+    normalisation wraps whatever weights are there)."""
+    for m in critic.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.utils.parametrizations.spectral_norm(m)
+    return critic
+
+
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """N(0, 0.02) for convs, N(1, 0.02) for norm scales, zero biases (CycleGAN's 'normal' init)."""
     for m in module.modules():

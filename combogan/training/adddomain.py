@@ -109,7 +109,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
         samples.setdefault(n, layout.domains[n].files("test") or old_files[n])
 
     ddp, dev, world = distributed.join(device)
-    perf_plan = perfmod.plan(cfg.perf, arch, dev, ddp is not None)
+    perf_plan = perfmod.plan(cfg.perf, arch, dev, ddp is not None, augmented=bool(config_mod.policy(cfg.train.diffaugment)))
     quiet = quiet or (ddp is not None and not ddp.is_main)
     model = ComboGAN(arch, old, seed=cfg.train.seed).to(dev)
     state = TrainState(model, cfg.train, rank=ddp.rank if ddp else 0)

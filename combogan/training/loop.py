@@ -21,7 +21,7 @@ import torch
 from .. import atomic
 from ..accel import plan as perfmod
 from ..accel.stepper import Stepper
-from ..config import Config
+from ..config import Config, policy
 from ..data.grid import save_grid
 from ..data.layouts import Layout, discover, require_trainable
 from ..data.loader import EMPTY_DOMAIN, DomainImages, StepBatches, fixed_samples, make_loader
@@ -167,7 +167,7 @@ def _loop(s: Session) -> TrainResult:
     loader = make_loader(dataset, batches, cfg.data.num_workers, dev)
     samples = {n: _grid_sample(s, n) for n in s.samples} if s.is_main else {}
     logger = MetricLogger(s.run / "tb" if s.is_main else None)
-    plan = s.perf or perfmod.plan(cfg.perf, cfg.model, dev, s.dist is not None)
+    plan = s.perf or perfmod.plan(cfg.perf, cfg.model, dev, s.dist is not None, augmented=s.state.augment is not None)
     perfmod.apply(plan, s.model, s.state)
     step_fn = Stepper(plan, s.model, s.state, cfg.loss, s.dist)
     if not s.quiet:
@@ -195,6 +195,8 @@ def _loop(s: Session) -> TrainResult:
                 _report_skipped(s, notes, pair, b)
             batch = batch.to(dev, non_blocking=True, memory_format=plan.memory_format)
             s.state.set_lr(cfg.train.lr * s.schedule.lr_factor(step), pair)
+            if s.state.augment is not None:
+                s.state.augment.step = s.offset + step
             metrics = step_fn(pair, batch[:b], batch[b:])
             if s.state.ema is not None and "skipped" not in metrics:
                 s.state.ema.update(pair)
@@ -285,7 +287,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
     require_trainable(layout)
     run_path = Path(run) if run is not None else rundir.default_run_for(Path(domains_dir))
     ddp, dev, world = distributed.join(device)
-    perf_plan = perfmod.plan(cfg.perf, cfg.model, dev, ddp is not None)
+    perf_plan = perfmod.plan(cfg.perf, cfg.model, dev, ddp is not None, augmented=bool(policy(cfg.train.diffaugment)))
     quiet = quiet or (ddp is not None and not ddp.is_main)
     names = layout.names
     files = {n: layout.domains[n].files("train") for n in names}

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 
 import torch
 
-from ..config import TrainConfig
+from ..config import TrainConfig, policy
 from ..model.combogan import ComboGAN, stable_seed
+from .augment import CriticAugment
 from .ema import WeightAverage
 from .pool import ImagePool
 
@@ -39,6 +40,8 @@ class TrainState:
         self.frozen: set[str] = set()
         self.fused_adam = True
         self.ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
+        transforms = policy(cfg.diffaugment)
+        self.augment = CriticAugment(transforms, cfg.seed, rank) if transforms else None
 
     def add(self, name: str, seed: int | None = None) -> None:
         """Optimizers and a pool for the model's domain `name`."""

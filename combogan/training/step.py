@@ -66,15 +66,21 @@ class Executor:
         return bool(torch.isfinite(loss))
 
 
-def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: LossConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """One direction of the cycle, src -> dst -> src: its loss terms and the fake it made in dst."""
+Critic = Callable[[str, torch.Tensor, str], "torch.Tensor | list[torch.Tensor]"]
+
+
+def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: LossConfig,
+              critic: Critic | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One direction of the cycle, src -> dst -> src: its loss terms and the fake it made in dst.
+    critic(domain, images, role) judges (default: that domain's discriminator, as it is)."""
+    critic = critic or (lambda d, x, role: model.discriminators[d](x))
     lc = loss.lambda_cycle
     z = model.encoders[src](real)
     fake = model.decoders[dst](z)
     z_fake = model.encoders[dst](fake)
     rec = model.decoders[src](z_fake)
     terms = {
-        f"G_gan/{dst}": gan_loss(model.discriminators[dst](fake), True, loss.gan_mode),
+        f"G_gan/{dst}": gan_loss(critic(dst, fake, "fake"), True, loss.gan_mode),
         f"cycle/{src}": lc * l1(rec, real),
     }
     if loss.lambda_identity > 0:
@@ -138,7 +144,7 @@ class Step:
         for d in critics:
             d.requires_grad_(False)
         def one_way(src: str, dst: str, real: torch.Tensor):
-            terms, fake = direction(self.model, src, dst, real, self.loss)
+            terms, fake = direction(self.model, src, dst, real, self.loss, self.critic)
             return sum(terms.values()), (terms, fake)
 
         try:
@@ -162,12 +168,16 @@ class Step:
         self.run.zero(self.state.optimizers([d for d, _, _ in critics], "critic"))
 
         def judge(d: str, real: torch.Tensor, fake: torch.Tensor):
-            net = self.model.discriminators[d]
-            return discriminator_loss(net(real), net(fake), self.loss.gan_mode), None
+            return discriminator_loss(self.critic(d, real, "real"), self.critic(d, fake, "pooled"), self.loss.gan_mode), None
 
         jobs = [self._job(lambda c=c: judge(*c), c[1].device) for c in critics]
         losses = self.run.both(*jobs) if len(jobs) == 2 else [job() for job in jobs]
         return {f"D/{d}": value for (d, _, _), (value, _) in zip(critics, losses)}
+
+    def critic(self, domain: str, images: torch.Tensor, role: str) -> torch.Tensor | list[torch.Tensor]:
+        """The domain's critic on `images`, through train.diffaugment's transforms when set."""
+        augment = self.state.augment
+        return self.model.discriminators[domain](augment(images, domain, role) if augment else images)
 
     def _job(self, forward: Callable[[], tuple[torch.Tensor, T]], device: torch.device) -> Callable[[], tuple[torch.Tensor, T]]:
         """forward() -> (loss, extra) as one job: forward under the executor's autocast (entered on

@@ -210,7 +210,7 @@ def test_train_with_graphs_end_to_end_across_a_resume(seasons, tmp_path, monkeyp
     from combogan import Translator, train
     from combogan.accel import graphs
 
-    monkeypatch.setattr(perf, "_graphs_blocker", lambda device, distributed: None)
+    monkeypatch.setattr(perf, "_graphs_blocker", lambda device, distributed, augmented=False: None)
     captures, replays = [], []
     real_init, real_run = graphs._PairGraphs.__init__, graphs._PairGraphs.run
     monkeypatch.setattr(graphs._PairGraphs, "__init__", lambda self, step, pair, *a: (captures.append(pair), real_init(self, step, pair, *a))[1])

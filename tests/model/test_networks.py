@@ -89,3 +89,27 @@ def test_two_view_critic_trains_and_its_scales_are_weighted_as_officially():
     out = Step(model, state, LossConfig())(("a", "b"), torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1)
     assert {"D/a", "D/b", "G_gan/a", "G_gan/b"} <= set(out) and all(torch.isfinite(v) for v in out.values())
     assert any(not torch.equal(before[k], v) for k, v in model.discriminators["b"].state_dict().items())
+
+
+def test_spectral_norm_bounds_every_critic_convolution_and_round_trips():
+    for kind in ("patchgan", "two_view"):
+        cfg = ModelConfig(ngf=8, ndf=8, n_blocks=2, discriminator=kind, spectral_norm=True)
+        model = ComboGAN(cfg, ["a"])
+        convs = [m for m in model.discriminators["a"].modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+        model.train()
+        x = torch.rand(1, 3, 32, 32)
+        for _ in range(30):  # power iterations run in training forwards
+            model.discriminators["a"](x)
+        for m in convs:
+            assert torch.linalg.matrix_norm(m.weight.flatten(1), ord=2).item() < 1.05
+        copy = ComboGAN(cfg, ["a"], seed=1)
+        copy.load_domain_state("a", model.domain_state("a"))
+        model.eval(), copy.eval()
+        assert all(torch.equal(p, q) for p, q in zip(_maps(model, x), _maps(copy, x)))
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in ComboGAN(ModelConfig(ngf=8, ndf=8, n_blocks=2), ["a"]).modules())
+
+
+def _maps(model: ComboGAN, x: torch.Tensor) -> list[torch.Tensor]:
+    out = model.discriminators["a"](x)
+    return out if isinstance(out, list) else [out]
