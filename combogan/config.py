@@ -93,6 +93,9 @@ class TrainConfig:
     # Differentiable augmentation of every image a critic judges (DiffAugment): comma-separated
     # 'translation', 'cutout'; '' is off.
     diffaugment: str = ""
+    # The critics' learning rate relative to train.lr (1: the paper). Below 1 slows critics that
+    # win too soon (two time-scale updates, Heusel et al. 2017, run the other way round).
+    critic_lr_factor: float = 1.0
 
 
 @dataclass
@@ -239,7 +242,7 @@ UPSAMPLE = ("transpose", "transpose4", "nearest", "bilinear")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False}, "train": {"ema": 0.0, "diffaugment": ""}, "data": {"resize": "shorter_side"}}
+BEFORE_KEY = {"model": {"activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
@@ -286,6 +289,7 @@ def validate(cfg: Config) -> None:
         (t.checkpoint_every >= 1 and t.sample_every >= 1 and t.log_every >= 1, "train.*_every must be >= 1"),
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1"),
         (t.max_bad_steps >= 1, "train.max_bad_steps must be >= 1"),
+        (t.critic_lr_factor > 0, f"train.critic_lr_factor must be > 0, got {t.critic_lr_factor}"),
         (0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1) (0: off), got {t.ema}"),
         (all(p in DIFFAUGMENT for p in policy(t.diffaugment)),
          f"train.diffaugment must list some of {', '.join(DIFFAUGMENT)} (comma-separated; '' is off), got '{t.diffaugment}'"),

@@ -50,7 +50,7 @@ class TrainState:
         self.pools[name] = ImagePool(self.cfg.pool_size, seed=stable_seed(seed + 1, name if not self.rank else f"{name}@rank{self.rank}"))
         kw = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2)}
         self.generator_opt[name] = torch.optim.Adam(self.model.generator_parameters(name), **kw)
-        self.critic_opt[name] = torch.optim.Adam(list(self.model.discriminators[name].parameters()), **kw)
+        self.critic_opt[name] = torch.optim.Adam(list(self.model.discriminators[name].parameters()), **{**kw, "lr": self.cfg.lr * self.cfg.critic_lr_factor})
         self._set_adam_impl(self.generator_opt[name], self.critic_opt[name])
         if self.ema is not None:
             self.ema.add(name)
@@ -106,13 +106,15 @@ class TrainState:
                         st[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
     def set_lr(self, lr: float, names: Iterable[str] | None = None) -> None:
+        """The generators' learning rate; the critics get it x train.critic_lr_factor."""
         names = self.model.names if names is None else names
-        for opt in self.optimizers(names, "generator") + self.optimizers(names, "critic"):
-            for group in opt.param_groups:
-                if isinstance(group["lr"], torch.Tensor):
-                    group["lr"].fill_(lr)  # in place: a captured CUDA graph reads this tensor
-                else:
-                    group["lr"] = lr
+        for opts, value in ((self.optimizers(names, "generator"), lr), (self.optimizers(names, "critic"), lr * self.cfg.critic_lr_factor)):
+            for opt in opts:
+                for group in opt.param_groups:
+                    if isinstance(group["lr"], torch.Tensor):
+                        group["lr"].fill_(value)  # in place: a captured CUDA graph reads this tensor
+                    else:
+                        group["lr"] = value
 
     # --- per-domain state (what a checkpoint stores for each domain beside its weights) --------
     def domain_state(self, name: str, rank_pools: list[dict] | None = None) -> dict:

@@ -26,3 +26,4 @@ def test_explicit_total_and_monotone():
     factors = [s.lr_factor(i) for i in range(41)]
     assert all(a >= b for a, b in zip(factors, factors[1:]))
     assert s.epoch(20) == 5.0
+
