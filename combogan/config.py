@@ -28,11 +28,14 @@ class ModelConfig:
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
     norm: str = "instance"  # instance | batch
     dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
-    activation: str = "relu"  # relu | prelu (the official ComboGAN code's generators use PReLU)
+    # relu (the paper) | prelu (the official ComboGAN code's generators; the default: measured
+    # better, docs/BENCHMARKS.md "Quality (issue 17)").
+    activation: str = "prelu"
     # How the decoder doubles resolution: 'transpose' = ConvTranspose2d k3 s2 (CycleGAN, the
     # paper); 'transpose4' = ConvTranspose2d k4 s2 (the official ComboGAN code); 'nearest' or
-    # 'bilinear' = resize, then a 3x3 convolution (no checkerboard: Odena et al. 2016).
-    upsample: str = "transpose"
+    # 'bilinear' = resize, then a 3x3 convolution (no checkerboard: Odena et al. 2016; nearest,
+    # the default, measured best).
+    upsample: str = "nearest"
     # The critic: 'patchgan' (CycleGAN's 70x70 PatchGAN, the paper) or 'two_view' (the official
     # ComboGAN code's: luminance and blurred RGB views, PReLU, a prediction at every scale).
     discriminator: str = "patchgan"
@@ -46,8 +49,9 @@ class LossConfig:
     gan_mode: str = "lsgan"  # lsgan | vanilla
     lambda_cycle: float = 10.0
     # CycleGAN's identity ||G_{B->A}(a) - a||_1 = ||dec_A(enc_B(a)) - a||_1, weighted
-    # lambda_cycle x this, exactly as CycleGAN's --lambda_identity (0.5 there means 5.0).
-    lambda_identity: float = 0.0
+    # lambda_cycle x this, exactly as CycleGAN's --lambda_identity (0.5 there means 5.0). The
+    # default 0.5 keeps structure (measured); the ComboGAN paper config sets 0.
+    lambda_identity: float = 0.5
     # ComboGAN's autoencode term ||dec_A(enc_A(a)) - a|| (official --lambda_identity), weighted
     # directly, with the official criterion: smooth L1 of 3x3/2 average-pooled images.
     lambda_autoencode: float = 0.0
@@ -89,10 +93,10 @@ class TrainConfig:
     max_bad_steps: int = 20  # consecutive non-finite steps before giving up
     # Exponential moving average of each domain's encoder and decoder weights (0: off), bias-
     # corrected like Adam's moments; translation, eval, export and serving use it.
-    ema: float = 0.0
+    ema: float = 0.999
     # Differentiable augmentation of every image a critic judges (DiffAugment): comma-separated
-    # 'translation', 'cutout'; '' is off.
-    diffaugment: str = ""
+    # 'translation', 'cutout'; '' is off (the paper).
+    diffaugment: str = "translation,cutout"
     # The critics' learning rate relative to train.lr (1: the paper). Below 1 slows critics that
     # win too soon (two time-scale updates, Heusel et al. 2017, run the other way round).
     critic_lr_factor: float = 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,19 @@ def _threads():
     torch.set_num_threads(2)
 
 
+# Unit tests of the step, the plans and the networks run the paper (ComboGAN's Alps config:
+# relu, transposed convolutions, no identity, no EMA, no critic augmentation), so a reference
+# written from the paper applies; tests of the defaults opt in (tiny_config uses the defaults).
+PAPER = load(Path(__file__).parents[1] / "configs" / "alps_seasons.yaml")
+
+
 def tiny_config(*extra: str) -> Config:
+    """The defaults (what `combogan train` without a config runs), tiny."""
     return load(None, TINY_SET + list(extra))
 
 
-def tiny_model() -> ModelConfig:
-    return ModelConfig(ngf=8, ndf=8, n_blocks=2)
+def tiny_model(**changes) -> ModelConfig:
+    return dataclasses.replace(PAPER.model, ngf=8, ndf=8, n_blocks=2, **changes)
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +66,11 @@ class Trainee:
     def __init__(self, names=("a", "b", "c"), model: ModelConfig | None = None, pool_size: int = 2, device: str = "cpu", seed: int = 0):
         torch.manual_seed(seed)
         self.model = ComboGAN(model or tiny_model(), names).to(device)
-        self.state = TrainState(self.model, TrainConfig(pool_size=pool_size))
+        self.state = TrainState(self.model, dataclasses.replace(PAPER.train, pool_size=pool_size))
         for n in names:
             self.state.add(n)
 
-    def step(self, pair, real_a, real_b, loss: LossConfig = LossConfig(), run: Executor | None = None) -> dict[str, torch.Tensor]:
+    def step(self, pair, real_a, real_b, loss: LossConfig = PAPER.loss, run: Executor | None = None) -> dict[str, torch.Tensor]:
         return Step(self.model, self.state, loss, run)(pair, real_a, real_b)
 
     def take_state(self, other: Trainee) -> None:
@@ -97,4 +105,4 @@ def assert_same_functions(m1: ComboGAN, m2: ComboGAN, rtol: float, atol: float) 
         torch.testing.assert_close(o1[k], o2[k], rtol=rtol, atol=atol, msg=lambda m, k=k: f"{k}: {m}")
 
 
-__all__ = ["tiny_config", "tiny_model", "TrainConfig", "Trainee", "assert_same_functions", "network_outputs"]
+__all__ = ["PAPER", "tiny_config", "tiny_model", "TrainConfig", "Trainee", "assert_same_functions", "network_outputs"]

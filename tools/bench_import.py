@@ -2,9 +2,10 @@
 networks (PReLU, 4x4 transposed convolutions, its two-view critic of depth 4), write them out in
 the official code's file layout (<epoch>_net_G<i>.pth, <epoch>_net_D<i>.pth), `combogan import
 combogan` them, add the 4th season and score the pairs with it against ground truth and
-histogram matching. One JSON line.
+histogram matching. One JSON line. --critics fresh trains the 3 seasons with PatchGAN critics and
+writes no D files (the import then creates fresh PatchGAN critics).
 
-    python tools/bench_import.py --iters 900
+    python tools/bench_import.py --iters 900 [--critics official|fresh]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from combogan.training.loop import train
 SEASONS = ["spring", "summer", "autumn"]
 
 
-def write_official(run: Path, out: Path, epoch: str = "1") -> None:
+def write_official(run: Path, out: Path, epoch: str = "1", critics: bool = True) -> None:
     """The run's encoders and decoders as the official code saves them (G<i>, then G<N+i>), and its
     critics (D<i>, whose keys are the official ones already)."""
     model, _ = checkpoint.load_model(run)
@@ -37,7 +38,8 @@ def write_official(run: Path, out: Path, epoch: str = "1") -> None:
     for i, name in enumerate(SEASONS):
         torch.save(official(model.encoders[name]), out / f"{epoch}_net_G{i}.pth")
         torch.save(official(model.decoders[name]), out / f"{epoch}_net_G{len(SEASONS) + i}.pth")
-        torch.save(model.discriminators[name].state_dict(), out / f"{epoch}_net_D{i}.pth")
+        if critics:
+            torch.save(model.discriminators[name].state_dict(), out / f"{epoch}_net_D{i}.pth")
 
 
 def main() -> None:
@@ -46,6 +48,7 @@ def main() -> None:
     p.add_argument("--config", default="configs/demo.yaml")
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir")
+    p.add_argument("--critics", choices=["official", "fresh"], default="official")
     args = p.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="cg-import-"))
     full = work / "all4"
@@ -61,10 +64,12 @@ def main() -> None:
                 (three / split / season.name).symlink_to(season.resolve(), target_is_directory=True)
     batch = load(args.config).data.batch_size
     epochs = lambda iters: f"train.epochs={max(1, round(iters * batch / 150))}"  # noqa: E731
-    arch = ["model.activation=prelu", "model.upsample=transpose4", "model.discriminator=two_view", "model.n_layers_d=4"]
+    arch = ["model.activation=prelu", "model.upsample=transpose4"]
+    if args.critics == "official":
+        arch += ["model.discriminator=two_view", "model.n_layers_d=4"]
     t = time.perf_counter()
     train(three, load(args.config, [*arch, epochs(args.iters)]), run=work / "trained", device=args.device, max_iters=args.iters, quiet=True)
-    write_official(work / "trained", work / "official")
+    write_official(work / "trained", work / "official", critics=args.critics == "official")
     importing.write_run(importing.combogan_dir(work / "official", SEASONS, "1"), work / "imported")
     add_iters = 2 * args.iters // 3
     add_domains(work / "imported", {"winter": full / "train" / "winter"}, existing_data=full, device=args.device, quiet=True,
@@ -73,7 +78,7 @@ def main() -> None:
     report = evaluate(work / "imported", full, device=args.device, progress=False)
     rows = [r for r in report["pairs"] if "winter" in (r["source"], r["target"]) and r["paired"]]
     mean = lambda which: round(sum(r[which]["l1"] for r in rows) / len(rows), 4)  # noqa: E731
-    print(json.dumps({"base_iters": args.iters, "add_iters": add_iters, "pairs_with_winter": len(rows),
+    print(json.dumps({"critics": args.critics, "base_iters": args.iters, "add_iters": add_iters, "pairs_with_winter": len(rows),
                       "l1": {"model": mean("model"), "histogram": mean("histogram"), "identity": mean("identity")},
                       "every_pair_beats_histogram": all(r["model"]["l1"] < r["histogram"]["l1"] for r in rows),
                       "wall_s": round(wall, 1), "workdir": str(work)}))

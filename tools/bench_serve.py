@@ -1,8 +1,9 @@
 """Load check of `combogan serve`: N requests from C concurrent clients at 256 x 256, over real
-HTTP on 127.0.0.1. Prints p50/p95 latency, throughput, errors and the server's memory before and
-after (it must stay flat). One JSON line.
+HTTP on 127.0.0.1, repeated for --rounds. Prints p50/p95 latency, throughput and errors of the
+first round, and the server's memory before it and after every round: the first concurrent round
+grows it once (a malloc arena per serving thread), later rounds must leave it flat. One JSON line.
 
-    python tools/bench_serve.py --run demo/run --requests 200 --clients 8
+    python tools/bench_serve.py --run demo/run --requests 200 --clients 8 --rounds 3
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     tr = Translator(args.run, device="cpu")
     source, target = tr.domains[0], tr.domains[-1]
@@ -62,16 +64,18 @@ def main() -> None:
         return time.perf_counter() - t, ok
 
     one(0)  # warm-up
-    before = rss_mib()
-    t = time.perf_counter()
-    with ThreadPoolExecutor(args.clients) as pool:
-        results = list(pool.map(one, range(args.requests)))
-    wall = time.perf_counter() - t
-    after = rss_mib()
-    lat = sorted(r[0] for r in results)
-    print(json.dumps({"requests": args.requests, "clients": args.clients, "size": args.size, "errors": sum(not ok for _, ok in results),
+    rss, errors = [rss_mib()], []
+    for r in range(args.rounds):
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            results = list(pool.map(one, range(args.requests)))
+        errors.append(sum(not ok for _, ok in results))
+        rss.append(rss_mib())
+        if r == 0:
+            wall, lat = time.perf_counter() - t, sorted(x[0] for x in results)
+    print(json.dumps({"requests": args.requests, "clients": args.clients, "size": args.size, "errors_per_round": errors,
                       "p50_ms": round(statistics.median(lat) * 1000, 1), "p95_ms": round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1),
-                      "requests_per_s": round(args.requests / wall, 2), "rss_mib_before": round(before, 1), "rss_mib_after": round(after, 1),
+                      "requests_per_s": round(args.requests / wall, 2), "rss_mib_before_and_after_each_round": [round(m, 1) for m in rss],
                       "arch": {"ngf": tr.model.arch.ngf, "n_blocks": tr.model.arch.n_blocks}}))
     server.should_exit = True
 

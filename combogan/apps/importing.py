@@ -15,7 +15,7 @@ Official ComboGAN (AAnoosheh/ComboGAN), `<epoch>_net_G<i>.pth`:
     (model.activation=prelu, model.upsample=transpose4). D<i>: domain i's two-view critic
     (luminance and blurred RGB, a prediction per scale; model.discriminator=two_view), its keys
     unchanged ('model_gray.*', 'model_rgb.*' -> 'discriminator.model_gray.*', ...). Without the
-    D files each domain gets a fresh two-view critic of the official default depth (4).
+    D files each domain gets a fresh 70x70 PatchGAN critic (measured better than the two-view one).
 No optimizer state is in those files: a continued run starts Adam afresh (the manifest says so).
 """
 
@@ -217,10 +217,12 @@ def combogan_dir(folder: Path, names: list[str], epoch: str) -> Imported:
     critics = [_combogan_critic(p) for p in present]
     if len({tuple(sorted(c[0].items())) for c in critics}) > 1:
         raise UserError(f"{folder}: the critic files are different architectures")
-    d_arch = critics[0][0] if critics else {"ndf": 64, "n_layers_d": 4, "norm": total["norm"]}
+    # Without D files there is nothing official to keep: fresh critics are combogan's default
+    # 70x70 PatchGAN, which measured far better than the two-view critic (docs/BENCHMARKS.md).
+    d_arch = critics[0][0] if critics else {"ndf": 64, "n_layers_d": 3, "norm": total["norm"]}
     if d_arch["norm"] != total["norm"]:
         raise UserError(f"the generators use {total['norm']} norm but the critics {d_arch['norm']} norm")
-    arch = ModelConfig(**total, ndf=d_arch["ndf"], n_layers_d=d_arch["n_layers_d"], discriminator="two_view")
+    arch = ModelConfig(**total, ndf=d_arch["ndf"], n_layers_d=d_arch["n_layers_d"], discriminator="two_view" if critics else "patchgan")
     parts = {name: {"encoder": _fit(Encoder(arch), encs[i][1], files[i], "ComboGAN encoder"),
                     "decoder": _fit(Decoder(arch), decs[i][1], files[n + i], "ComboGAN decoder")} for i, name in enumerate(names)}
     sources = {name: {"encoder": str(files[i]), "decoder": str(files[n + i])} for i, name in enumerate(names)}
@@ -228,7 +230,7 @@ def combogan_dir(folder: Path, names: list[str], epoch: str) -> Imported:
         parts[name]["discriminator"] = _fit(TwoViewDiscriminator(arch), critics[i][1], d_files[i], "ComboGAN two-view critic")
         sources[name]["discriminator"] = str(d_files[i])
     return Imported(arch, parts, sources, {"format": "official ComboGAN", "epoch": epoch,
-                                           "critics": "the official two-view critics" if critics else "fresh two-view critics (no D files)"})
+                                           "critics": "the official two-view critics" if critics else "fresh PatchGAN critics (no D files)"})
 
 
 def _combogan_critic(path: Path) -> tuple[dict, dict[str, tuple[str, torch.Tensor]]]:
@@ -250,6 +252,8 @@ def write_run(got: Imported, out: Path) -> Path:
     for name, parts in got.parts.items():
         for part, state in parts.items():
             model.parts(name)[part].load_state_dict(state, strict=False)
+    # The architecture is the official one; how it goes on training (resume, add-domain) is
+    # combogan's defaults, measured better (README "Defaults"), which `--set` can change.
     cfg = Config(model=got.arch)
     state = TrainState(model, cfg.train)
     for name in names:

@@ -1,4 +1,5 @@
 import torch
+from conftest import PAPER
 from reference_combogan import official_two_view_reference
 
 from combogan.config import ModelConfig
@@ -7,10 +8,10 @@ from combogan.model.networks import Decoder, Discriminator, Encoder, count_param
 
 
 def test_paper_parameter_counts():
-    counts = ComboGAN(ModelConfig(), ["x"]).parameter_counts()["x"]  # ngf=64, ndf=64, n_blocks=9
+    counts = ComboGAN(PAPER.model, ["x"]).parameter_counts()["x"]  # ngf=64, ndf=64, n_blocks=9
     assert counts["encoder"] + counts["decoder"] == 11_378_179
     assert counts["discriminator"] == 2_764_737
-    assert count_parameters(Discriminator(ModelConfig())) == 2_764_737
+    assert count_parameters(Discriminator(PAPER.model)) == 2_764_737
 
 
 def test_blocks_split_between_encoder_and_decoder():
@@ -49,7 +50,7 @@ def test_resize_convolution_upsampling_has_no_transposed_convolutions():
         assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in dec.modules())
         assert dec(Encoder(cfg)(torch.randn(1, 3, 20, 36))).shape == (1, 3, 20, 36)
         # same parameter count as the 3x3 transposed convolution it replaces
-        assert count_parameters(dec) == count_parameters(Decoder(ModelConfig(ngf=8, n_blocks=2)))
+        assert count_parameters(dec) == count_parameters(Decoder(ModelConfig(ngf=8, n_blocks=2, upsample="transpose")))
 
 
 def test_two_view_critic_is_the_official_one():
