@@ -60,6 +60,17 @@ def trained_run(seasons, tmp_path_factory) -> Path:
     return run
 
 
+def split_and_straight(data: Path, cfg: Config, tmp_path: Path, stop: int, total: int) -> tuple[Path, Path]:
+    """Train `total` iterations twice: interrupted at `stop` and resumed (tmp_path/split), and in
+    one go (tmp_path/straight). The same process both times, so they must agree bit for bit."""
+    from combogan.training.loop import train
+
+    train(data, cfg, run=tmp_path / "split", device="cpu", max_iters=stop, quiet=True)
+    train(data, cfg, run=tmp_path / "split", device="cpu", max_iters=total, resume=True, quiet=True)
+    train(data, cfg, run=tmp_path / "straight", device="cpu", max_iters=total, quiet=True)
+    return tmp_path / "split", tmp_path / "straight"
+
+
 class Trainee:
     """A model and its training state, as the tests build them: trainee.step(pair, a, b, loss, run)."""
 
@@ -105,4 +116,4 @@ def assert_same_functions(m1: ComboGAN, m2: ComboGAN, rtol: float, atol: float) 
         torch.testing.assert_close(o1[k], o2[k], rtol=rtol, atol=atol, msg=lambda m, k=k: f"{k}: {m}")
 
 
-__all__ = ["PAPER", "tiny_config", "tiny_model", "TrainConfig", "Trainee", "assert_same_functions", "network_outputs"]
+__all__ = ["PAPER", "split_and_straight", "tiny_config", "tiny_model", "TrainConfig", "Trainee", "assert_same_functions", "network_outputs"]

@@ -4,14 +4,13 @@ and resumes do not change them."""
 
 import pytest
 import torch
-from conftest import Trainee, tiny_config
+from conftest import Trainee, split_and_straight, tiny_config
 
 from combogan.accel import plan as perf
 from combogan.config import ModelConfig, PerfConfig, TrainConfig
 from combogan.errors import UserError
 from combogan.runs import checkpoint
 from combogan.training.augment import CriticAugment, cutout, translate
-from combogan.training.loop import train
 from combogan.training.state import TrainState
 
 
@@ -75,12 +74,10 @@ def test_the_step_feeds_the_critics_augmented_images(monkeypatch):
 
 def test_training_with_diffaugment_resumes_exactly_and_refuses_cuda_graphs(seasons, tmp_path):
     cfg = tiny_config("train.diffaugment=translation,cutout", "train.checkpoint_every=2")
-    train(seasons, cfg, run=tmp_path / "split", device="cpu", max_iters=3, quiet=True)
-    train(seasons, cfg, run=tmp_path / "split", device="cpu", max_iters=5, resume=True, quiet=True)
-    train(seasons, cfg, run=tmp_path / "straight", device="cpu", max_iters=5, quiet=True)
-    a, b = checkpoint.latest(tmp_path / "split"), checkpoint.latest(tmp_path / "straight")
+    split, straight = split_and_straight(seasons, cfg, tmp_path, 3, 5)
+    a, b = checkpoint.latest(split), checkpoint.latest(straight)
     for name in a.domains:
-        wa, wb = (checkpoint.load_weights(i.file(r, name, "nets")) for i, r in ((a, tmp_path / "split"), (b, tmp_path / "straight")))
+        wa, wb = checkpoint.load_weights(a.file(split, name, "nets")), checkpoint.load_weights(b.file(straight, name, "nets"))
         assert all(torch.equal(wa[k], wb[k]) for k in wa), name  # the same process twice: bit for bit
     with pytest.raises(UserError, match="train.diffaugment draws new transforms every step"):
         perf.plan(PerfConfig(cuda_graphs="on"), ModelConfig(), torch.device("cuda"), augmented=True)

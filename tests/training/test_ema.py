@@ -2,14 +2,13 @@
 saved per domain, exact across a resume, untouched for frozen domains."""
 
 import torch
-from conftest import Trainee, tiny_config
+from conftest import Trainee, split_and_straight, tiny_config
 
 from combogan.apps.translator import Translator
 from combogan.config import TrainConfig
 from combogan.runs import checkpoint
 from combogan.training.adddomain import add_domains
 from combogan.training.ema import WeightAverage
-from combogan.training.loop import train
 
 
 def test_bias_corrected_average_of_the_updates():
@@ -35,9 +34,7 @@ def test_bias_corrected_average_of_the_updates():
 
 def test_runs_translate_with_the_average_and_resume_exactly(seasons, tmp_path):
     cfg = tiny_config("train.ema=0.9", "train.checkpoint_every=2")
-    train(seasons, cfg, run=tmp_path / "split", device="cpu", max_iters=4, quiet=True)
-    train(seasons, cfg, run=tmp_path / "split", device="cpu", max_iters=6, resume=True, quiet=True)
-    train(seasons, cfg, run=tmp_path / "straight", device="cpu", max_iters=6, quiet=True)
+    split_and_straight(seasons, cfg, tmp_path, 4, 6)
     a, b = checkpoint.latest(tmp_path / "split"), checkpoint.latest(tmp_path / "straight")
     averaged_domains = [n for n, files in a.domains.items() if "ema" in files]
     assert len(averaged_domains) >= 2  # the others were never drawn in 6 steps: no average yet
