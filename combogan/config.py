@@ -25,6 +25,12 @@ class ModelConfig:
     ngf: int = 64  # generator width (c7s1-ngf)
     ndf: int = 64  # discriminator width (C64 for ndf=64)
     n_blocks: int = 9  # residual blocks, split floor(n/2) encoder / rest decoder
+    # Stride-2 stages on each side of the residual blocks (2: the paper, a latent of 4ngf
+    # channels at 1/4 resolution). 1 (0) keeps 1/2 (full) resolution at 2ngf (ngf) channels for
+    # the same residual-block cost: less to re-create on the way up, so finer structure survives,
+    # at the price of half (a quarter of) the receptive field. 1, the default, measured best
+    # (docs/BENCHMARKS.md "Quality (issue 17)").
+    n_downsampling: int = 1
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
     norm: str = "instance"  # instance | batch
     dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
@@ -98,8 +104,9 @@ class TrainConfig:
     # 'translation', 'cutout'; '' is off (the paper).
     diffaugment: str = "translation,cutout"
     # The critics' learning rate relative to train.lr (1: the paper). Below 1 slows critics that
-    # win too soon (two time-scale updates, Heusel et al. 2017, run the other way round).
-    critic_lr_factor: float = 1.0
+    # win too soon (two time-scale updates, Heusel et al. 2017, run the other way round); 0.5,
+    # the default, measured better on every number (docs/BENCHMARKS.md "Quality (issue 17)").
+    critic_lr_factor: float = 0.5
 
 
 @dataclass
@@ -246,7 +253,7 @@ UPSAMPLE = ("transpose", "transpose4", "nearest", "bilinear")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
+BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
@@ -269,6 +276,7 @@ def validate(cfg: Config) -> None:
         (m.ngf >= 1 and m.ndf >= 1, "model.ngf and model.ndf must be >= 1"),
         (m.n_blocks >= 0, "model.n_blocks must be >= 0"),
         (m.n_layers_d >= 1, "model.n_layers_d must be >= 1"),
+        (0 <= m.n_downsampling <= 3, f"model.n_downsampling must be 0, 1, 2 or 3, got {m.n_downsampling}"),
         (m.norm in ("instance", "batch"), f"model.norm must be 'instance' or 'batch', got '{m.norm}'"),
         (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
         (m.activation in ("relu", "prelu"), f"model.activation must be 'relu' or 'prelu', got '{m.activation}'"),
@@ -279,7 +287,7 @@ def validate(cfg: Config) -> None:
          "loss weights must be >= 0"),
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
-        (d.crop_size % 4 == 0, f"data.crop_size must be a multiple of 4, got {d.crop_size}"),
+        (d.crop_size % 2**m.n_downsampling == 0, f"data.crop_size must be a multiple of {2**m.n_downsampling}, got {d.crop_size}"),
         (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**m.n_layers_d, f"data.crop_size {d.crop_size} is too small for a {m.n_layers_d}-layer PatchGAN (needs >= {3 * 2**m.n_layers_d})"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),

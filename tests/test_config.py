@@ -26,10 +26,17 @@ def test_yaml_file_then_set(tmp_path):
     ("data.batch_size=0", "batch_size must be >= 1"),
     ("data.crop_size=300", "larger than data.load_size"),
     ("model.norm=group", "instance"),
+    ("model.n_downsampling=4", "must be 0, 1, 2 or 3"),
 ])
 def test_bad_overrides_are_usage_errors(item, message):
     with pytest.raises(UsageError, match=message):
         load(None, [item])
+
+
+def test_crop_must_fit_the_downsampling():
+    load(None, ["data.crop_size=36", "data.load_size=40"])  # 36 = 4 x 9
+    with pytest.raises(UsageError, match="crop_size must be a multiple of 8"):
+        load(None, ["data.crop_size=36", "data.load_size=40", "model.n_downsampling=3"])
 
 
 def test_typo_in_config_file_suggests_key(tmp_path):
@@ -63,7 +70,7 @@ def test_parse_set_nests():
 # What the papers fix, key by key; every default that differs from the paper must be pinned back
 # in the paper configs, or the bit-exact N = 2 test would no longer be testing the paper.
 PAPER = {
-    "model": {"ngf": 64, "ndf": 64, "n_blocks": 9, "n_layers_d": 3, "norm": "instance", "dropout": 0.0, "activation": "relu",
+    "model": {"ngf": 64, "ndf": 64, "n_blocks": 9, "n_downsampling": 2, "n_layers_d": 3, "norm": "instance", "dropout": 0.0, "activation": "relu",
               "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False},
     "loss": {"gan_mode": "lsgan", "lambda_cycle": 10.0, "lambda_autoencode": 0.0, "lambda_forward": 0.0, "lambda_latent": 0.0},
     "data": {"load_size": 286, "resize": "square", "crop_size": 256, "flip": True, "batch_size": 1},

@@ -95,7 +95,8 @@ def _generator_arch(state: dict[str, torch.Tensor], path: Path, blocks: list[int
         raise UserError(f"{path}: no 'model.1.weight' (the first 7x7 convolution): not a ResNet generator")
     dropout = any(re.search(r"conv_block\.6\.weight$", k) for k in state)
     kernel = state[up_key].shape[-1] if up_key in state else 3
-    return {"ngf": int(state["model.1.weight"].shape[0]), "n_blocks": len(blocks), "dropout": 0.5 if dropout else 0.0,
+    # The official generators always have two stride-2 stages, whatever combogan's default.
+    return {"ngf": int(state["model.1.weight"].shape[0]), "n_blocks": len(blocks), "n_downsampling": 2, "dropout": 0.5 if dropout else 0.0,
             "upsample": "transpose4" if kernel == 4 else "transpose", "activation": activation}
 
 
@@ -185,8 +186,8 @@ def _combogan_half(path: Path, encoder: bool) -> tuple[dict, dict[str, tuple[str
         up = f"model.{len(blocks)}.weight"
         if up not in state:
             raise UserError(f"{path}: no '{up}' (the first upsampling) after {len(blocks)} residual blocks: not a ComboGAN decoder")
-        arch = {"n_blocks": len(blocks), "upsample": "transpose4" if state[up].shape[-1] == 4 else "transpose", "norm": norm, "activation": act,
-                "ngf": int(state[up].shape[1]) // 2}
+        arch = {"n_blocks": len(blocks), "n_downsampling": 2, "upsample": "transpose4" if state[up].shape[-1] == 4 else "transpose",
+                "norm": norm, "activation": act, "ngf": int(state[up].shape[1]) // 2}
     return arch, mapped
 
 

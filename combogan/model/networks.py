@@ -2,6 +2,7 @@
 
 Encoder = c7s1-ngf, d(2ngf), d(4ngf), floor(n_blocks/2) residual blocks.
 Decoder = the remaining residual blocks, u(2ngf), u(ngf), c7s1-3, tanh.
+(For model.n_downsampling = 2; with k the d/u stages run to 2^k ngf and back.)
 With ngf=64, n_blocks=9 the pair has exactly the ResNet-9 generator's 11,378,179 parameters.
 """
 
@@ -71,9 +72,9 @@ class Encoder(nn.Module):
             Norm(ngf),
             activation(cfg.activation),
         ]
-        for mult in (1, 2):
+        for mult in (2**i for i in range(cfg.n_downsampling)):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias), Norm(ngf * mult * 2), activation(cfg.activation)]
-        layers += [ResnetBlock(ngf * 4, cfg.norm, cfg.dropout, cfg.activation) for _ in range(cfg.n_blocks // 2)]
+        layers += [ResnetBlock(ngf * 2**cfg.n_downsampling, cfg.norm, cfg.dropout, cfg.activation) for _ in range(cfg.n_blocks // 2)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,8 +85,9 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig, out_channels: int = 3):
         super().__init__()
         Norm, bias, ngf = norm_layer(cfg.norm), _use_bias(cfg.norm), cfg.ngf
-        layers: list[nn.Module] = [ResnetBlock(ngf * 4, cfg.norm, cfg.dropout, cfg.activation) for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
-        for mult in (4, 2):
+        layers: list[nn.Module] = [ResnetBlock(ngf * 2**cfg.n_downsampling, cfg.norm, cfg.dropout, cfg.activation)
+                                   for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
+        for mult in (2**i for i in range(cfg.n_downsampling, 0, -1)):
             layers += [upsample(cfg.upsample, ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)

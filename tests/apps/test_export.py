@@ -40,7 +40,9 @@ def _session(path: Path) -> ort.InferenceSession:
 def test_every_encoder_and_decoder_matches_pytorch(exported, trained_run):
     info = json.loads((exported / "model.json").read_text())
     model = Translator(trained_run, device="cpu").model
-    assert info["domains"] == model.names and info["size_rule"] == {**info["size_rule"], "multiple_of": 4, "min_side": 8}
+    k = model.arch.n_downsampling
+    assert info["domains"] == model.names and info["size_rule"] == {**info["size_rule"], "multiple_of": 2**k, "min_side": 8}
+    assert info["latent"] == {"channels": 8 * 2**k, "scale": 2.0**-k}
     assert info["architecture"]["ngf"] == 8 and info["source"]["step"] == Translator(trained_run).step
     g = torch.Generator().manual_seed(0)
     for name in model.names:

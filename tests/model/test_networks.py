@@ -22,13 +22,23 @@ def test_blocks_split_between_encoder_and_decoder():
 
 
 def test_shapes():
-    cfg = ModelConfig(ngf=8, ndf=8, n_blocks=2)
+    cfg = ModelConfig(ngf=8, ndf=8, n_blocks=2, n_downsampling=2)
     x = torch.randn(2, 3, 32, 48)
     z = Encoder(cfg)(x)
     assert z.shape == (2, 32, 8, 12)  # 4*ngf channels at 1/4 resolution
     y = Decoder(cfg)(z)
     assert y.shape == x.shape and y.abs().max() <= 1.0  # tanh range
     assert Discriminator(cfg)(torch.randn(1, 3, 256, 256)).shape == (1, 1, 30, 30)  # 70x70 PatchGAN map
+
+
+def test_downsampling_stages():
+    for k, side in ((0, 9), (1, 30), (2, 28), (3, 40)):
+        cfg = ModelConfig(ngf=8, ndf=8, n_blocks=2, n_downsampling=k)
+        z = Encoder(cfg)(torch.randn(1, 3, 32, 48))
+        assert z.shape == (1, 8 * 2**k, 32 // 2**k, 48 // 2**k)
+        assert Decoder(cfg)(z).shape == (1, 3, 32, 48)
+        # translation pads to the multiple the stages need, whatever the size
+        assert ComboGAN(cfg, ["a", "b"]).translate(torch.randn(1, 3, side + 3, side - 5), "a", "b").shape == (1, 3, side + 3, side - 5)
 
 
 def test_init_is_normal_002():

@@ -41,7 +41,7 @@ def test_tiny_model_learns_a_colour_swap(tmp_path):
         for d in ("rgb", "brg"):
             (tmp_path / "data" / split / d).mkdir(parents=True)
     _write(tmp_path / "data")
-    cfg = tiny_config("data.load_size=32", "data.crop_size=32", "data.batch_size=4", "train.lr=0.0005", "train.epochs=50",
+    cfg = tiny_config("data.load_size=32", "data.crop_size=32", "data.batch_size=4", "train.lr=0.001", "train.epochs=50",
                       "train.decay_fraction=0.3", "model.ngf=8", "model.n_blocks=2")
     train(tmp_path / "data", cfg, run=tmp_path / "run", device="cpu", quiet=True)  # 50 epochs x 6 iters = 300
     tr = Translator(tmp_path / "run", device="cpu")
