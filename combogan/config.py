@@ -49,6 +49,11 @@ class ModelConfig:
     # the critic can change, a standard remedy for GAN oscillation artifacts.
     spectral_norm: bool = False
 
+    @property
+    def size_multiple(self) -> int:
+        """What image sides must be a multiple of: one halving per stride-2 stage."""
+        return 2**self.n_downsampling
+
 
 @dataclass
 class LossConfig:
@@ -287,7 +292,7 @@ def validate(cfg: Config) -> None:
          "loss weights must be >= 0"),
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
-        (d.crop_size % 2**m.n_downsampling == 0, f"data.crop_size must be a multiple of {2**m.n_downsampling}, got {d.crop_size}"),
+        (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}"),
         (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**m.n_layers_d, f"data.crop_size {d.crop_size} is too small for a {m.n_layers_d}-layer PatchGAN (needs >= {3 * 2**m.n_layers_d})"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),

@@ -91,10 +91,10 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
         "domains": names, "files": files,
         "input": {"layout": "NCHW, RGB", "range": [-1.0, 1.0], "normalisation": "x = pixel / 127.5 - 1 (uint8 pixels)",
                   "output": "tanh range [-1, 1]; pixel = round((y + 1) * 127.5), clipped to 0..255"},
-        "size_rule": {"multiple_of": 2**arch.n_downsampling, "min_side": MIN_SIDE,
-                      "padding": f"pad bottom and right to a multiple of {2**arch.n_downsampling} and at least 8 with reflection (edge replication "
+        "size_rule": {"multiple_of": arch.size_multiple, "min_side": MIN_SIDE,
+                      "padding": f"pad bottom and right to a multiple of {arch.size_multiple} and at least 8 with reflection (edge replication "
                                  "where the image is not larger than the padding), run, then crop the output back"},
-        "latent": {"channels": 2**arch.n_downsampling * arch.ngf, "scale": 2.0**-arch.n_downsampling},
+        "latent": {"channels": arch.size_multiple * arch.ngf, "scale": 1 / arch.size_multiple},
         "usage": "latent = <source>.encoder(image); translated = <target>.decoder(latent): encode once, decode to every target",
         "architecture": dataclasses.asdict(arch),
         "source": {"run": str(tr.run.resolve()), "step": tr.step, "imported": manifest.get("imported"),

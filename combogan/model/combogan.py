@@ -35,7 +35,7 @@ def stable_seed(seed: int, name: str) -> int:
 
 
 def pad_for_generator(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad (bottom/right) to a multiple of `multiple` (2^model.n_downsampling) and at least
+    """Pad (bottom/right) to a multiple of `multiple` (ModelConfig.size_multiple) and at least
     MIN_SIDE; return the original size."""
     h, w = x.shape[-2:]
     ph, pw = max(MIN_SIDE, h + (-h) % multiple) - h, max(MIN_SIDE, w + (-w) % multiple) - w
@@ -110,7 +110,7 @@ class ComboGAN(nn.Module):
     def translate(self, x: torch.Tensor, source: str, targets: str | list[str]) -> torch.Tensor | dict[str, torch.Tensor]:
         """x: (B, 3, H, W) in [-1, 1], any H and W (padded to what the generator takes, cropped
         back). One target: its images; a list: {target: images}, encoding x once for all."""
-        padded, (h, w) = pad_for_generator(x, 2**self.arch.n_downsampling)
+        padded, (h, w) = pad_for_generator(x, self.arch.size_multiple)
         z = self.encode(padded, source)
         many = not isinstance(targets, str)
         out = {t: self.decode(z, t)[..., :h, :w] for t in (targets if many else [targets])}

@@ -74,7 +74,7 @@ class Encoder(nn.Module):
         ]
         for mult in (2**i for i in range(cfg.n_downsampling)):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias), Norm(ngf * mult * 2), activation(cfg.activation)]
-        layers += [ResnetBlock(ngf * 2**cfg.n_downsampling, cfg.norm, cfg.dropout, cfg.activation) for _ in range(cfg.n_blocks // 2)]
+        layers += [ResnetBlock(ngf * cfg.size_multiple, cfg.norm, cfg.dropout, cfg.activation) for _ in range(cfg.n_blocks // 2)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig, out_channels: int = 3):
         super().__init__()
         Norm, bias, ngf = norm_layer(cfg.norm), _use_bias(cfg.norm), cfg.ngf
-        layers: list[nn.Module] = [ResnetBlock(ngf * 2**cfg.n_downsampling, cfg.norm, cfg.dropout, cfg.activation)
+        layers: list[nn.Module] = [ResnetBlock(ngf * cfg.size_multiple, cfg.norm, cfg.dropout, cfg.activation)
                                    for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
         for mult in (2**i for i in range(cfg.n_downsampling, 0, -1)):
             layers += [upsample(cfg.upsample, ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
