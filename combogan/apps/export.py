@@ -92,7 +92,7 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
         "input": {"layout": "NCHW, RGB", "range": [-1.0, 1.0], "normalisation": "x = pixel / 127.5 - 1 (uint8 pixels)",
                   "output": "tanh range [-1, 1]; pixel = round((y + 1) * 127.5), clipped to 0..255"},
         "size_rule": {"multiple_of": arch.size_multiple, "min_side": MIN_SIDE,
-                      "padding": f"pad bottom and right to a multiple of {arch.size_multiple} and at least 8 with reflection (edge replication "
+                      "padding": f"pad bottom and right to a multiple of {arch.size_multiple} and at least {MIN_SIDE} with reflection (edge replication "
                                  "where the image is not larger than the padding), run, then crop the output back"},
         "latent": {"channels": arch.size_multiple * arch.ngf, "scale": 1 / arch.size_multiple},
         "usage": "latent = <source>.encoder(image); translated = <target>.decoder(latent): encode once, decode to every target",

@@ -34,7 +34,7 @@ def stable_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:7], "little")
 
 
-def pad_for_generator(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_for_generator(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad (bottom/right) to a multiple of `multiple` (ModelConfig.size_multiple) and at least
     MIN_SIDE; return the original size."""
     h, w = x.shape[-2:]
