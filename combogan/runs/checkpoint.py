@@ -196,9 +196,10 @@ def load_into(run: Path, index: CheckpointIndex, model: ComboGAN, state: TrainSt
     return trainer
 
 
-def load_model(run: Path, device: torch.device | str = "cpu", ema: bool = True) -> tuple[ComboGAN, CheckpointIndex]:
+def load_model(run: str | Path, device: torch.device | str = "cpu", ema: bool = True) -> tuple[ComboGAN, CheckpointIndex]:
     """The model of the run's newest complete checkpoint, in eval mode on `device`: with each
     domain's weight average (train.ema) where the checkpoint has one, unless ema=False."""
+    run = Path(run)  # the README's API example passes a string
     index = latest(run)
     if index is None:
         raise UserError(f"run {run} has no complete checkpoint yet")

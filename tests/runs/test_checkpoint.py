@@ -35,6 +35,14 @@ def test_save_load_gives_identical_outputs(trained_run):
     assert any(not torch.equal(averaged[k], live[k]) for k in averaged if k.startswith(("encoder.", "decoder.")))
 
 
+def test_load_model_takes_a_string_path(trained_run):
+    # the README's API example: load_model("runs/demo")
+    from_str, _ = checkpoint.load_model(str(trained_run))
+    from_path, _ = checkpoint.load_model(trained_run)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert torch.equal(from_str.translate(x, "summer", "winter"), from_path.translate(x, "summer", "winter"))
+
+
 def test_resume_continues_the_same_trajectory(seasons, tmp_path):
     cfg = tiny_config("train.pool_size=2", "model.dropout=0.5")  # pool and dropout RNG must resume too
     straight, split = tmp_path / "straight", tmp_path / "split"
