@@ -153,6 +153,18 @@ def latest(run: Path, verify: bool = True, warn: Callable[[str], None] | None = 
     return None
 
 
+def require_latest(run: Path, action: str, verify: bool = True) -> CheckpointIndex:
+    """latest(), or a UserError that tells "nothing saved yet" from "saved, but none loads"
+    (a damaged or newer-version checkpoint: the warnings above name each one and why)."""
+    index = latest(run, verify)
+    if index is None:
+        found = len(list_checkpoints(run))
+        if found:
+            raise UserError(f"{action}: none of the {found} checkpoint(s) in {run} can be loaded (see the warnings above)")
+        raise UserError(f"{action}: {run} has no complete checkpoint yet")
+    return index
+
+
 def prune(run: Path, keep: int) -> None:
     """Delete all but the newest `keep` complete checkpoints, sparing folders they still reference."""
     folders = list_checkpoints(run)
@@ -200,9 +212,7 @@ def load_model(run: str | Path, device: torch.device | str = "cpu", ema: bool = 
     """The model of the run's newest complete checkpoint, in eval mode on `device`: with each
     domain's weight average (train.ema) where the checkpoint has one, unless ema=False."""
     run = Path(run)  # the README's API example passes a string
-    index = latest(run)
-    if index is None:
-        raise UserError(f"run {run} has no complete checkpoint yet")
+    index = require_latest(run, "cannot load the model")
     model = ComboGAN(load_arch(index), index.domains)
     load_into(run, index, model)
     for name, files in index.domains.items():

@@ -66,9 +66,7 @@ def prepare(run: str | Path | None, domains: dict[str, Path], config_file: str |
     cfg = config_mod.load(config_file, overrides, base=saved)
     if overrides is None or not any(o.startswith("loss.lambda_identity=") for o in overrides):
         rundir.check_identity_meaning(run_path, manifest, saved, cfg)
-    index = checkpoint.latest(run_path)
-    if index is None:
-        raise UserError(f"run {run_path} has no complete checkpoint to grow from")
+    index = checkpoint.require_latest(run_path, "cannot add a domain")
     arch = checkpoint.load_arch(index)
     if arch != cfg.model:
         raise UserError("add-domain keeps the run's architecture; do not change model.* settings")

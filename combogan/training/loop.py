@@ -317,9 +317,7 @@ def prepare(domains_dir: str | Path, cfg: Config, run: str | Path | None = None,
         if changed and not quiet:
             print(f"note: resuming with changed settings: {', '.join(changed)}", file=sys.stderr)
         atomic.sweep_temp_files(run_path)
-        previous = checkpoint.latest(run_path)
-        if previous is None:
-            raise UserError(f"cannot resume: {run_path} has no complete checkpoint")
+        previous = checkpoint.require_latest(run_path, "cannot resume")
         if checkpoint.load_arch(previous) != cfg.model:
             raise UserError("cannot resume: the checkpoint's architecture differs from the run's config.yaml")
         trainer = checkpoint.load_into(run_path, previous, model, state)

@@ -74,6 +74,32 @@ def test_keeps_last_k_and_falls_back_from_a_damaged_newest(seasons, tmp_path):
     assert index.step == 4 and "step_000000006" in warnings[0]
 
 
+def test_no_loadable_checkpoint_is_told_apart_from_none_yet(trained_run, tmp_path, capsys):
+    """A run whose every checkpoint is unreadable (damaged, or written by a newer version with an
+    option this one lacks) must not be reported as "no checkpoint yet": the user would wait."""
+    import json
+    import shutil
+
+    from combogan.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    folders = checkpoint.list_checkpoints(run)
+    for folder in folders:
+        for f in folder.glob("*.safetensors"):
+            f.write_bytes(b"garbage")
+    with pytest.raises(UserError, match=f"cannot load the model: none of the {len(folders)} checkpoint"):
+        checkpoint.load_model(run)
+    assert main(["translate", "--run", str(run), "--from", "summer", "--to", "winter", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "skipping checkpoint" in err and err.strip().splitlines()[-1].startswith("error: cannot load the model: none of")
+    empty = tmp_path / "empty"
+    shutil.copytree(trained_run, empty, ignore=shutil.ignore_patterns("checkpoints"))
+    json.loads((empty / "manifest.json").read_text())  # still a run, just nothing saved
+    with pytest.raises(UserError, match="has no complete checkpoint yet"):
+        checkpoint.load_model(empty)
+
+
 def test_refuses_pickle_that_runs_code(tmp_path):
     class Evil:
         def __reduce__(self):
