@@ -267,7 +267,13 @@ def saved(data: dict[str, Any], source: str) -> Config:
 
 
 def saved_arch(data: dict[str, Any]) -> ModelConfig:
-    """An architecture dict from a checkpoint or weights file, completed with BEFORE_KEY."""
+    """An architecture dict from a checkpoint or weights file, completed with BEFORE_KEY.
+    TypeError names the options this version lacks (a newer combogan's, most likely)."""
+    if not isinstance(data, dict):
+        raise TypeError("not a mapping of options")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(ModelConfig)})
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}: written by a newer combogan?")
     return ModelConfig(**{**BEFORE_KEY["model"], **data})
 
 

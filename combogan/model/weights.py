@@ -47,7 +47,9 @@ def load_domain(path: Path, device: torch.device | str = "cpu") -> tuple[str, Mo
     try:
         arch = saved_arch(json.loads(meta["arch"]))
         tensors = load_file(str(path), device=str(device))
-    except (KeyError, TypeError, ValueError):
+    except TypeError as exc:
+        raise UserError(f"{path} has an architecture this version does not understand ({exc})") from None
+    except (KeyError, ValueError):
         raise UserError(f"{path} has an architecture this version does not understand") from None
     except (SafetensorError, OSError) as exc:
         raise UserError(f"weights file {path} is damaged or unreadable ({str(exc).splitlines()[0][:120]})") from None

@@ -188,8 +188,8 @@ def prune(run: Path, keep: int) -> None:
 def load_arch(index: CheckpointIndex) -> ModelConfig:
     try:
         return config_mod.saved_arch(index.arch)
-    except TypeError:
-        raise UserError(f"checkpoint {index.path.name} has an architecture this version does not understand") from None
+    except TypeError as exc:
+        raise UserError(f"checkpoint {index.path.name} has an architecture this version does not understand ({exc})") from None
 
 
 def load_into(run: Path, index: CheckpointIndex, model: ComboGAN, state: TrainState | None = None, names: list[str] | None = None) -> dict[str, Any]:

@@ -74,28 +74,36 @@ def test_keeps_last_k_and_falls_back_from_a_damaged_newest(seasons, tmp_path):
     assert index.step == 4 and "step_000000006" in warnings[0]
 
 
-def test_no_loadable_checkpoint_is_told_apart_from_none_yet(trained_run, tmp_path, capsys):
+def test_no_loadable_checkpoint_is_told_apart_from_none_yet(seasons, tmp_path, capsys):
     """A run whose every checkpoint is unreadable (damaged, or written by a newer version with an
     option this one lacks) must not be reported as "no checkpoint yet": the user would wait."""
     import json
     import shutil
 
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
     from combogan.cli import main
 
     run = tmp_path / "run"
-    shutil.copytree(trained_run, run)
+    train(seasons, tiny_config("train.checkpoint_every=2"), run=run, device="cpu", max_iters=4, quiet=True)
     folders = checkpoint.list_checkpoints(run)
-    for folder in folders:
-        for f in folder.glob("*.safetensors"):
-            f.write_bytes(b"garbage")
-    with pytest.raises(UserError, match=f"cannot load the model: none of the {len(folders)} checkpoint"):
+    assert len(folders) == 2
+    for f in folders[0].glob("*.safetensors"):
+        f.write_bytes(b"garbage")
+    for f in folders[1].glob("*.safetensors"):  # as if written by a version with one more model option
+        with safe_open(str(f), framework="pt") as g:
+            meta = g.metadata()
+        meta["arch"] = json.dumps({**json.loads(meta["arch"]), "future_option": 1})
+        save_file(load_file(str(f)), str(f), metadata=meta)
+    with pytest.raises(UserError, match="cannot load the model: none of the 2 checkpoint"):
         checkpoint.load_model(run)
     assert main(["translate", "--run", str(run), "--from", "summer", "--to", "winter", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
-    assert "skipping checkpoint" in err and err.strip().splitlines()[-1].startswith("error: cannot load the model: none of")
+    assert "unknown option(s) future_option" in err and "damaged or unreadable" in err
+    assert err.strip().splitlines()[-1].startswith("error: cannot load the model: none of")
     empty = tmp_path / "empty"
-    shutil.copytree(trained_run, empty, ignore=shutil.ignore_patterns("checkpoints"))
-    json.loads((empty / "manifest.json").read_text())  # still a run, just nothing saved
+    shutil.copytree(run, empty, ignore=shutil.ignore_patterns("checkpoints"))
     with pytest.raises(UserError, match="has no complete checkpoint yet"):
         checkpoint.load_model(empty)
 
