@@ -153,10 +153,10 @@ def latest(run: Path, verify: bool = True, warn: Callable[[str], None] | None = 
     return None
 
 
-def require_latest(run: Path, action: str, verify: bool = True) -> CheckpointIndex:
+def require_latest(run: Path, action: str) -> CheckpointIndex:
     """latest(), or a UserError that tells "nothing saved yet" from "saved, but none loads"
     (a damaged or newer-version checkpoint: the warnings above name each one and why)."""
-    index = latest(run, verify)
+    index = latest(run)
     if index is None:
         found = len(list_checkpoints(run))
         if found:
