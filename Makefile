@@ -22,7 +22,7 @@ demo: venv
 	$(BIN)/combogan data synth alps_seasons $(DEMO)/data --size 72 --train 150 --test 8 -q
 	$(BIN)/combogan train --domains $(DEMO)/data --run $(DEMO)/run --config configs/demo.yaml
 	$(BIN)/combogan translate --run $(DEMO)/run --from summer --to winter $(DEMO)/data/test/summer \
-		--out $(DEMO)/winter --grid $(DEMO)/summer_to_winter.png -q
+		--out $(DEMO)/winter --grid $(DEMO)/summer_to_winter.png --flip-average -q
 	$(BIN)/python tools/demo_report.py $(DEMO)
 	@echo "grid: $(DEMO)/summer_to_winter.png (rows: summer input | winter output); run: $(DEMO)/run"
 

@@ -35,6 +35,9 @@ def _say(message: str, err: bool = False) -> None:
         click.echo(message, err=err)
 
 
+FLIP_HELP = "Average each translation with that of the mirrored input (cancels left-right artifacts; twice the compute)."
+
+
 def _config_options(f):
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set model.ngf=32 (repeatable).")(f)
     f = click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file (see configs/).")(f)
@@ -99,13 +102,14 @@ def train(domains_dir, config_file, overrides, run, max_iters, device, seed, res
               help="Inputs with a longer side are translated at this size and resized back (bounds memory; 0: no cap).")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Allow writing into a folder that holds the inputs.")
+@click.option("--flip-average", is_flag=True, help=FLIP_HELP)
 @click.option("-q", "--quiet", is_flag=True)
-def translate(inputs, run, source, targets, out, grid, batch_size, load_size, max_side, device, overwrite, quiet) -> None:
+def translate(inputs, run, source, targets, out, grid, batch_size, load_size, max_side, device, overwrite, flip_average, quiet) -> None:
     """Translate images (files, folders or globs) from one domain to others."""
     from .apps.translate import translate_files
     from .apps.translator import Translator
 
-    translator = Translator(run, device=device, announce=not quiet)
+    translator = Translator(run, device=device, announce=not quiet, flip_average=flip_average)
     report = translate_files(translator, list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None,
                              overwrite, progress=not quiet, load_size=load_size, max_side=max_side)
     click.echo(f"translated {report.written} image(s) from {source} -> {out}" + (f"; grid: {report.grid}" if report.grid else ""))
@@ -145,14 +149,15 @@ def add_domain(run, domains, config_file, overrides, existing_data, max_iters, d
 @click.option("--feature-weights", type=click.Path(dir_okay=False, exists=True), help="Inception weights file for FID/KID (offline).")
 @click.option("--max-images", type=click.IntRange(min=1), help="At most this many images per domain.")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
+@click.option("--flip-average", is_flag=True, help=FLIP_HELP)
 @click.option("-q", "--quiet", is_flag=True)
-def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_images, device, quiet) -> None:
+def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_images, device, flip_average, quiet) -> None:
     """Score every domain pair: L1/PSNR/SSIM vs ground truth and baselines, cycle L1, FID/KID."""
     from .apps.evaluate import evaluate
     from .apps.report import format_table
 
     feature = feature_weights if feature_weights else (2048 if fid else None)
-    report = evaluate(run, domains_dir, split, out, device, feature, max_images, progress=not quiet)
+    report = evaluate(run, domains_dir, split, out, device, feature, max_images, progress=not quiet, flip_average=flip_average)
     for line in format_table(report):
         click.echo(line)
     if json_file:

@@ -133,7 +133,7 @@ def test_translate_load_size_and_max_side(trained_run, tmp_path, capsys):
     from combogan.model.combogan import ComboGAN
 
     real = ComboGAN.translate
-    ComboGAN.translate = lambda self, x, *a: (seen.append(tuple(x.shape[-2:])), real(self, x, *a))[1]
+    ComboGAN.translate = lambda self, x, *a, **kw: (seen.append(tuple(x.shape[-2:])), real(self, x, *a, **kw))[1]
     try:
         code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", inputs,
                                "--out", tmp_path / "o1", "--load-size", "36", "--device", "cpu", "-q")
@@ -163,6 +163,30 @@ def test_info_takes_run_flag_and_eval_names_its_run(trained_run, tmp_path, capsy
     shutil.copytree(trained_run, tmp_path / "runs" / "picked")
     code, out, err = run_cli(capsys, "eval", "--domains", seasons, "--device", "cpu")
     assert code == 0 and "using run runs/picked" in err
+
+
+def test_flip_average_in_translate_and_eval(trained_run, seasons, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from combogan.apps.translator import Translator
+
+    src = Path(seasons) / "test" / "summer"
+    outs = {}
+    for name, flag in (("plain", ()), ("flip", ("--flip-average",))):
+        code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", src,
+                               "--out", tmp_path / name, "--device", "cpu", "-q", *flag)
+        assert code == 0, err
+        outs[name] = {p.name: np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))}
+    first = sorted(src.glob("*.png"))[0]
+    want = Translator(trained_run, device="cpu", flip_average=True).translate(Image.open(first), "summer", "winter")
+    assert np.array_equal(outs["flip"][first.name], np.asarray(want))
+    assert any(not np.array_equal(outs["flip"][n], outs["plain"][n]) for n in outs["plain"])
+    code, _, err = run_cli(capsys, "eval", "--run", trained_run, "--domains", seasons, "--json", tmp_path / "r.json",
+                           "--device", "cpu", "-q", "--flip-average")
+    assert code == 0, err
+    assert json.loads((tmp_path / "r.json").read_text())["flip_average"] is True
 
 
 def test_device_names(trained_run, tmp_path, capsys):

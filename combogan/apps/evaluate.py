@@ -46,9 +46,9 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test", out: str | Path | None = None,
              device: str = "auto", fid_feature: Any = None, max_images: int | None = None, progress: bool = True,
-             examples: int = 4) -> dict[str, Any]:
+             examples: int = 4, flip_average: bool = False) -> dict[str, Any]:
     """Score every ordered pair; returns a JSON-ready dict (also written to out/ and tb/)."""
-    tr = Translator(run, device=device, announce=progress)  # names the run it picked, like translate
+    tr = Translator(run, device=device, announce=progress, flip_average=flip_average)  # names the run it picked, like translate
     layout = discover(domains_dir)
     names = [n for n in tr.domains if n in layout.domains and layout.domains[n].files(split)]
     if len(names) < 2:
@@ -81,8 +81,8 @@ def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test
                 fid, kid = fid_kid(fid_feature, len(cache))
             for f, img in cache:
                 x = to_model_range(img)[None].to(tr.device)
-                y = tr.model.translate(x, a, b)
-                back = tr.model.translate(y, b, a)
+                y = tr.batch(x, a, b)
+                back = tr.batch(y, b, a)
                 y01, x01 = (y.cpu() + 1) / 2, (x.cpu() + 1) / 2
                 cyc.append(((back.cpu() + 1) / 2 - x01).abs().mean().item())
                 pr.images += 1
@@ -141,7 +141,7 @@ def _summarise(tr: Translator, names: list[str], split: str, results: list[PairS
         mean[which] = _mean(rows) if rows else {}
     cyc = [r.cycle_l1 for r in results if r.cycle_l1 is not None]
     fids = [r.fid for r in results if r.fid is not None]
-    return {"run": str(tr.run), "step": tr.step, "split": split, "domains": names, "pairs": [asdict(r) for r in results],
+    return {"run": str(tr.run), "step": tr.step, "split": split, "flip_average": tr.flip_average, "domains": names, "pairs": [asdict(r) for r in results],
             "mean": {**mean, "cycle_l1": float(np.mean(cyc)) if cyc else None, "fid": float(np.mean(fids)) if fids else None}}
 
 

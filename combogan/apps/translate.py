@@ -68,7 +68,7 @@ def translate_files(tr: Translator, inputs: list[str], source: str, to: list[str
         capped += sum(1 for item in batch if max_side and max(item.size) > max_side and item.image.shape[-2:] != item.size)
         x = torch.stack([to_model_range(item.image) for item in batch]).to(tr.device)
         try:
-            outputs = tr.model.translate(x, source, targets)
+            outputs = tr.batch(x, source, targets)
         except (RuntimeError, ValueError) as exc:  # e.g. out of memory: skip these, go on
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             for item in batch:

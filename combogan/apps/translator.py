@@ -19,7 +19,8 @@ from ..runs import checkpoint, rundir
 
 
 class Translator:
-    def __init__(self, run: str | Path | None = None, device: str = "auto", announce: bool = False):
+    def __init__(self, run: str | Path | None = None, device: str = "auto", announce: bool = False, flip_average: bool = False):
+        self.flip_average = flip_average  # see ComboGAN.translate
         self.run = rundir.resolve(run, announce=announce)
         self.manifest = rundir.read_manifest(self.run)
         self.device = resolve_device(device)
@@ -39,14 +40,18 @@ class Translator:
             names += [n for n in self.domains if n != source] if t == "all" else [self.model.require(t)]
         return list(dict.fromkeys(names))
 
+    def batch(self, x: torch.Tensor, source: str, targets: str | list[str]) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The model's translation of a (B, 3, H, W) batch in [-1, 1], with this Translator's options."""
+        return self.model.translate(x, source, targets, flip_average=self.flip_average)
+
     def translate(self, image: torch.Tensor | Image.Image, source: str, target: str) -> torch.Tensor | Image.Image:
         """Translate one image: a PIL image, a uint8 (3, H, W) tensor, or a float tensor in [-1, 1]
         ((3, H, W) or (B, 3, H, W)). Returns the same kind it was given."""
         if isinstance(image, Image.Image):
             x = to_model_range(TF.pil_to_tensor(image.convert("RGB")))[None]
-            return TF.to_pil_image(to_uint8(self.model.translate(x.to(self.device), source, target)[0]).cpu())
+            return TF.to_pil_image(to_uint8(self.batch(x.to(self.device), source, target)[0]).cpu())
         if image.dtype == torch.uint8:
-            return to_uint8(self.model.translate(to_model_range(image)[None].to(self.device), source, target)[0]).cpu()
+            return to_uint8(self.batch(to_model_range(image)[None].to(self.device), source, target)[0]).cpu()
         batched = image if image.dim() == 4 else image[None]
-        y = self.model.translate(batched.to(self.device), source, target)
+        y = self.batch(batched.to(self.device), source, target)
         return y if image.dim() == 4 else y[0]

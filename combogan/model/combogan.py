@@ -107,9 +107,20 @@ class ComboGAN(nn.Module):
         return self.decoders[self.require(domain)](z)
 
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, source: str, targets: str | list[str]) -> torch.Tensor | dict[str, torch.Tensor]:
+    def translate(self, x: torch.Tensor, source: str, targets: str | list[str],
+                  flip_average: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
         """x: (B, 3, H, W) in [-1, 1], any H and W (padded to what the generator takes, cropped
-        back). One target: its images; a list: {target: images}, encoding x once for all."""
+        back). One target: its images; a list: {target: images}, encoding x once for all.
+        flip_average: the mean of the translations of x and of its mirror image (mirrored back),
+        for twice the compute. Generators trained with flip augmentation still learn left-right
+        asymmetric artifacts (on the demo: a magenta fringe left of every tree, a green one right
+        of it); the mirror's artifacts fall on the other side and the average cancels them."""
+        if flip_average:
+            n = len(x)
+            both = self.translate(torch.cat([x, x.flip(-1)]), source, targets)
+            def mean(y: torch.Tensor) -> torch.Tensor:
+                return (y[:n] + y[n:].flip(-1)) / 2
+            return {t: mean(y) for t, y in both.items()} if isinstance(both, dict) else mean(both)
         padded, (h, w) = pad_for_generator(x, self.arch.size_multiple)
         z = self.encode(padded, source)
         many = not isinstance(targets, str)

@@ -54,6 +54,21 @@ def test_translate_encodes_once_and_takes_any_size():
     torch.testing.assert_close(model.translate(x, "a", "c"), outs["c"])
 
 
+def test_flip_average_is_the_mean_with_the_mirror_and_mirror_symmetric():
+    model = ComboGAN(tiny_model(), "abc").eval()
+    x = torch.rand(2, 3, 8, 12) * 2 - 1
+    mirrored = model.translate(x.flip(-1), "a", "b").flip(-1)
+    plain = model.translate(x, "a", "b")
+    assert (plain - mirrored).abs().max() > 1e-3  # a random generator is not mirror-symmetric ...
+    avg = model.translate(x, "a", "b", flip_average=True)
+    torch.testing.assert_close(avg, (plain + mirrored) / 2)
+    # ... the average is: mirroring the input mirrors the output
+    torch.testing.assert_close(model.translate(x.flip(-1), "a", "b", flip_average=True), avg.flip(-1))
+    many = model.translate(x, "a", ["b", "c"], flip_average=True)
+    torch.testing.assert_close(many["b"], avg)
+    torch.testing.assert_close(many["c"], model.translate(x, "a", "c", flip_average=True))
+
+
 def test_domain_weights_round_trip_through_a_file(tmp_path):
     model = ComboGAN(ModelConfig(ngf=4, ndf=4, n_blocks=2, norm="batch"), ["summer"])
     weights.save_domain(tmp_path / "summer.safetensors", "summer", model.domain_state("summer"), model.arch)
