@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic dataset")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     p.add_argument("--device", default="auto")
+    p.add_argument("--flip-average", action="store_true", help="score flip-averaged translations (translate --flip-average)")
     p.add_argument("--workdir", help="keep data and run here (default: a temp dir)")
     args = p.parse_args()
 
@@ -48,7 +49,7 @@ def main() -> None:
     run = work / f"run_seed{args.seed}"
     result = train(data, cfg, run=run, device=args.device, max_iters=args.iters, quiet=True)
     wall = time.perf_counter() - t0
-    report = evaluate(run, data, device=args.device, progress=False, out=work / "eval")
+    report = evaluate(run, data, device=args.device, progress=False, out=work / "eval", flip_average=args.flip_average)
     m = report["mean"]
     print(json.dumps({
         "iters": result.step, "wall_s": round(wall, 1), "device": str(torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))),
@@ -57,7 +58,7 @@ def main() -> None:
         "l1": {k: round(m[k]["l1"], 4) for k in ("model", "identity", "histogram")},
         "psnr": {k: round(m[k]["psnr"], 2) for k in ("model", "identity", "histogram")},
         "ssim": {k: round(m[k]["ssim"], 4) for k in ("model", "identity", "histogram")},
-        "cycle_l1": round(m["cycle_l1"], 4), "seed": args.seed,
+        "cycle_l1": round(m["cycle_l1"], 4), "seed": args.seed, "flip_average": args.flip_average,
         "pairs_beating_histogram": sum(p["model"]["l1"] < p["histogram"]["l1"] for p in report["pairs"] if p["paired"]),
         "pairs": {f"{p['source']}->{p['target']}": round(p["model"]["l1"], 4) for p in report["pairs"] if p["paired"]},
         "workdir": str(work),
