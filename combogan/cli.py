@@ -274,11 +274,12 @@ def export_cmd(run, out, fmt, domains, fp16, quiet) -> None:
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--max-upload-mb", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--max-side", default=1024, show_default=True, type=click.IntRange(min=0), help="Larger images are resized down first (0: never).")
-def serve_cmd(run, host, port, device, max_upload_mb, max_side) -> None:
+@click.option("--flip-average", is_flag=True, help=FLIP_HELP)
+def serve_cmd(run, host, port, device, max_upload_mb, max_side, flip_average) -> None:
     """A local web page that translates an image into every other domain, and its HTTP API."""
     from .apps.serve import serve
 
-    serve(run, host, port, device, max_upload_mb, max_side)
+    serve(run, host, port, device, max_upload_mb, max_side, flip_average)
 
 
 @cli.group()

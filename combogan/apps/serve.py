@@ -66,7 +66,7 @@ class TranslateService:
         img = self.decode(data)
         x = to_model_range(img)[None].to(self.tr.device)
         with self.lock:
-            outs = self.tr.model.translate(x, source, targets)
+            outs = self.tr.batch(x, source, targets)
         return {t: _png(to_uint8(y[0]).cpu()) for t, y in outs.items()}
 
 
@@ -132,12 +132,12 @@ def create_app(service: TranslateService) -> "FastAPI":
 
 
 def serve(run: str | Path | None, host: str = "127.0.0.1", port: int = 8000, device: str = "auto", max_upload_mb: float = 20,
-          max_side: int = 1024) -> None:
+          max_side: int = 1024, flip_average: bool = False) -> None:
     try:
         import uvicorn
     except ImportError:
         raise UserError("combogan serve needs the serve extra: pip install 'combogan[serve]' (fastapi, uvicorn)") from None
-    service = TranslateService(Translator(run, device=device, announce=True), max_upload_mb, max_side)
+    service = TranslateService(Translator(run, device=device, announce=True, flip_average=flip_average), max_upload_mb, max_side)
     app = create_app(service)
     if host in ("0.0.0.0", "::", ""):
         print(f"warning: listening on all interfaces ({host or '0.0.0.0'}): anyone who can reach this machine can use the model",

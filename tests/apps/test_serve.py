@@ -97,6 +97,15 @@ def test_api_translates_one_target_and_all(server):
     assert Image.open(io.BytesIO(server.request("/api/translate?from=summer&to=winter", _png((100, 50)))[2])).size == (64, 32)
 
 
+def test_flip_average_is_served_as_translate_makes_it(trained_run):
+    png = _png((24, 16))
+    plain = TranslateService(Translator(trained_run, device="cpu")).translate(png, "summer", "winter")["winter"]
+    flip = TranslateService(Translator(trained_run, device="cpu", flip_average=True)).translate(png, "summer", "winter")["winter"]
+    want = Translator(trained_run, device="cpu", flip_average=True).translate(Image.open(io.BytesIO(png)), "summer", "winter")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(flip))), np.asarray(want))
+    assert not np.array_equal(np.asarray(Image.open(io.BytesIO(plain))), np.asarray(want))
+
+
 def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, caplog):
     truncated = _png()[:200]
     cases = [
