@@ -115,12 +115,11 @@ class ComboGAN(nn.Module):
         for twice the compute. Generators trained with flip augmentation still learn left-right
         asymmetric artifacts (on the demo: a magenta fringe left of every tree, a green one right
         of it); the mirror's artifacts fall on the other side and the average cancels them."""
-        if flip_average:
-            n = len(x)
-            both = self.translate(torch.cat([x, x.flip(-1)]), source, targets)
-            def mean(y: torch.Tensor) -> torch.Tensor:
-                return (y[:n] + y[n:].flip(-1)) / 2
-            return {t: mean(y) for t, y in both.items()} if isinstance(both, dict) else mean(both)
+        if flip_average:  # two passes, not one of twice the batch: the peak memory stays that of x
+            plain, mirrored = self.translate(x, source, targets), self.translate(x.flip(-1), source, targets)
+            if isinstance(plain, dict):
+                return {t: (plain[t] + mirrored[t].flip(-1)) / 2 for t in plain}
+            return (plain + mirrored.flip(-1)) / 2
         padded, (h, w) = pad_for_generator(x, self.arch.size_multiple)
         z = self.encode(padded, source)
         many = not isinstance(targets, str)
