@@ -42,6 +42,14 @@ class ModelConfig:
     # 'bilinear' = resize, then a 3x3 convolution (no checkerboard: Odena et al. 2016; nearest,
     # the default, measured best).
     upsample: str = "nearest"
+    # What the decoder draws: 'image' (the translated image, through tanh: the paper), or
+    # 'recolour': a 3x4 colour map of the *source* image, predicted per image from the latent,
+    # plus a correction it draws, tanh(A·atanh(source) + b + d). The source's edges then reach the
+    # output directly instead of being re-drawn from the latent (crisp ridges and outlines). It
+    # needs a strong adversarial push, or copying the source wins: with the demo's vanilla loss
+    # and cycle 5, SSIM 0.497 vs 0.449; with the defaults' LSGAN and cycle 10, a near-copy
+    # (docs/BENCHMARKS.md "Generator and critic structure"). Not the default.
+    output: str = "image"
     # The critic: 'patchgan' (CycleGAN's 70x70 PatchGAN, the paper) or 'two_view' (the official
     # ComboGAN code's: luminance and blurred RGB views, PReLU, a prediction at every scale).
     discriminator: str = "patchgan"
@@ -255,10 +263,11 @@ def policy(text: str) -> tuple[str, ...]:
 
 
 UPSAMPLE = ("transpose", "transpose4", "nearest", "bilinear")
+OUTPUT = ("image", "recolour")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
+BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image"}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
@@ -292,6 +301,7 @@ def validate(cfg: Config) -> None:
         (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
         (m.activation in ("relu", "prelu"), f"model.activation must be 'relu' or 'prelu', got '{m.activation}'"),
         (m.upsample in UPSAMPLE, f"model.upsample must be one of {', '.join(UPSAMPLE)}, got '{m.upsample}'"),
+        (m.output in OUTPUT, f"model.output must be one of {', '.join(OUTPUT)}, got '{m.output}'"),
         (m.discriminator in ("patchgan", "two_view"), f"model.discriminator must be 'patchgan' or 'two_view', got '{m.discriminator}'"),
         (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
         (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_autoencode, lo.lambda_forward, lo.lambda_latent) >= 0,

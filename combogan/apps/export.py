@@ -33,13 +33,14 @@ def _require_onnx() -> None:
         raise UserError("ONNX export needs the export extra: pip install 'combogan[export]' (onnx, onnxscript, onnxruntime)") from None
 
 
-def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str) -> None:
+def _export_onnx(net: nn.Module, examples: dict[str, torch.Tensor], path: Path, output_name: str) -> None:
+    """examples: the graph's inputs by name, in the order net.forward takes them."""
     dims = {0: "batch", 2: "height", 3: "width"}
     tmp = path.with_name(f".{path.name}.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's business
-        torch.onnx.export(net, (example,), str(tmp), opset_version=OPSET, input_names=[input_name], output_names=[output_name],
-                          dynamic_axes={input_name: dims, output_name: dims}, dynamo=False)
+        torch.onnx.export(net, tuple(examples.values()), str(tmp), opset_version=OPSET, input_names=list(examples), output_names=[output_name],
+                          dynamic_axes={**{name: dims for name in examples}, output_name: dims}, dynamo=False)
     tmp.replace(path)
 
 
@@ -73,14 +74,16 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
     arch = model.arch
     image = torch.zeros(1, 3, 64, 64, dtype=dtype)
     latent = model.encoders[names[0]](image)
+    # model.output 'recolour' decoders also read the (padded) source image the latent came from
+    decoder_inputs = {"latent": latent, "source": image} if arch.output == "recolour" else {"latent": latent}
     files = {}
     ext = FORMATS[fmt]
     with torch.no_grad():
         for name in names:
             enc, dec = out / f"{name}.encoder.{ext}", out / f"{name}.decoder.{ext}"
             if fmt == "onnx":
-                _export_onnx(model.encoders[name], image, enc, "image", "latent")
-                _export_onnx(model.decoders[name], latent, dec, "latent", "image")
+                _export_onnx(model.encoders[name], {"image": image}, enc, "latent")
+                _export_onnx(model.decoders[name], decoder_inputs, dec, "image")
             else:
                 _export_torchscript(model.encoders[name], enc)
                 _export_torchscript(model.decoders[name], dec)
@@ -95,7 +98,7 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
                       "padding": f"pad bottom and right to a multiple of {arch.size_multiple} and at least {MIN_SIDE} with reflection (edge replication "
                                  "where the image is not larger than the padding), run, then crop the output back"},
         "latent": {"channels": arch.size_multiple * arch.ngf, "scale": 1 / arch.size_multiple},
-        "usage": "latent = <source>.encoder(image); translated = <target>.decoder(latent): encode once, decode to every target",
+        "usage": f"latent = <source>.encoder(image); translated = <target>.decoder({', '.join(decoder_inputs)}): encode once, decode to every target",
         "architecture": dataclasses.asdict(arch),
         "source": {"run": str(tr.run.resolve()), "step": tr.step, "imported": manifest.get("imported"),
                    "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")},

@@ -97,7 +97,8 @@ def _generator_arch(state: dict[str, torch.Tensor], path: Path, blocks: list[int
     kernel = state[up_key].shape[-1] if up_key in state else 3
     # The official generators always have two stride-2 stages, whatever combogan's default.
     return {"ngf": int(state["model.1.weight"].shape[0]), "n_blocks": len(blocks), "n_downsampling": 2, "dropout": 0.5 if dropout else 0.0,
-            "upsample": "transpose4" if kernel == 4 else "transpose", "activation": activation}
+            "upsample": "transpose4" if kernel == 4 else "transpose", "activation": activation,
+            "output": "image"}
 
 
 # --- official CycleGAN ---------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def combogan_dir(folder: Path, names: list[str], epoch: str) -> Imported:
     encs = [_combogan_half(files[i], True) for i in range(n)]
     decs = [_combogan_half(files[n + i], False) for i in range(n)]
     e_arch, d_arch = encs[0][0], decs[0][0]
-    total = {**e_arch, "n_blocks": e_arch["n_blocks"] + d_arch["n_blocks"], "upsample": d_arch["upsample"]}
+    total = {**e_arch, "n_blocks": e_arch["n_blocks"] + d_arch["n_blocks"], "upsample": d_arch["upsample"], "output": "image"}
     if e_arch["n_blocks"] != total["n_blocks"] // 2:
         raise UserError(f"{files[0]}: {e_arch['n_blocks']} encoder and {d_arch['n_blocks']} decoder blocks; combogan splits n blocks n//2 / rest")
     if any(a[0]["ngf"] != e_arch["ngf"] for a in encs + decs):

@@ -103,8 +103,9 @@ class ComboGAN(nn.Module):
     def encode(self, x: torch.Tensor, domain: str) -> torch.Tensor:
         return self.encoders[self.require(domain)](x)
 
-    def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
-        return self.decoders[self.require(domain)](z)
+    def decode(self, z: torch.Tensor, domain: str, source: torch.Tensor | None = None) -> torch.Tensor:
+        """source: the image z was encoded from (model.output 'recolour' decoders recolour it)."""
+        return self.decoders[self.require(domain)](z, source)
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, source: str, targets: str | list[str],
@@ -123,7 +124,7 @@ class ComboGAN(nn.Module):
         padded, (h, w) = pad_for_generator(x, self.arch.size_multiple)
         z = self.encode(padded, source)
         many = not isinstance(targets, str)
-        out = {t: self.decode(z, t)[..., :h, :w] for t in (targets if many else [targets])}
+        out = {t: self.decode(z, t, padded)[..., :h, :w] for t in (targets if many else [targets])}
         return out if many else out[targets]
 
     # --- weights, one domain at a time --------------------------------------------------------

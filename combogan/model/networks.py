@@ -89,11 +89,45 @@ class Decoder(nn.Module):
                                    for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
         for mult in (2**i for i in range(cfg.n_downsampling, 0, -1)):
             layers += [upsample(cfg.upsample, ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        self.recolour = cfg.output == "recolour"
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7)] + ([] if self.recolour else [nn.Tanh()])
         self.net = nn.Sequential(*layers)
+        # model.output 'recolour': a 3x4 colour map per image from the latent's mean. Zero-initialised,
+        # so a fresh decoder returns its source image plus what its last conv draws. nn.Identity
+        # otherwise, so that 'image' decoders keep their parameters (and state_dict keys) unchanged.
+        self.colour: nn.Module = nn.Identity()
+        self.colour_gain = COLOUR_GAIN  # an attribute, not a global: TorchScript export reads it
+        if self.recolour:
+            self.colour = nn.Linear(ngf * cfg.size_multiple, out_channels * 4)
+            nn.init.zeros_(self.colour.weight)
+            nn.init.zeros_(self.colour.bias)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, z: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoded image; `source` (the image z was encoded from, what a 'recolour' decoder
+        recolours) is ignored by 'image' decoders."""
+        drawn = self.net(z)
+        if not self.recolour:
+            return drawn
+        if source is None:
+            raise ValueError("a model.output='recolour' decoder needs the source image")
+        return recolour(source, self.colour_gain * self.colour(z.mean((2, 3))), drawn)
+
+
+# Adam moves each weight by at most ~lr per step. A colour map needs changes of order 1 (blue sky
+# to grey), and the 12 numbers of the map would take thousands of steps to get there; the gain
+# lets them move at the pace of the convolutions' many weights summed (measured on the demo).
+COLOUR_GAIN = 20.0
+
+
+def recolour(source: torch.Tensor, colour: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+    """tanh(A·atanh(source) + b + drawn), with [A - I | b] = colour.view(B, C, 4). atanh undoes
+    the tanh range so the map acts on unbounded values; the clamp keeps it finite at ±1. (atanh
+    written out: the ONNX exporter has no aten::atanh.)"""
+    m = colour.view(colour.shape[0], -1, 4)
+    eye = torch.eye(m.shape[1], 3, dtype=m.dtype, device=m.device)
+    s = source.clamp(-0.995, 0.995)
+    mapped = torch.einsum("bij,bjhw->bihw", m[:, :, :3] + eye, 0.5 * torch.log((1 + s) / (1 - s)))
+    return torch.tanh(mapped + m[:, :, 3, None, None] + drawn)
 
 
 def Discriminator(cfg: ModelConfig, in_channels: int = 3) -> nn.Module:

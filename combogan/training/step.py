@@ -5,6 +5,9 @@ Read beside the paper. For the sampled ordered pair (A, B) and batches a ~ A, b 
     fake_b = dec_B(enc_A(a))         rec_a = dec_A(enc_B(fake_b))
     fake_a = dec_A(enc_B(b))         rec_b = dec_B(enc_A(fake_a))
 
+(Each decoder is also handed the image its latent came from, dec_B(enc_A(a), a): with
+model.output 'recolour' it recolours that image; with 'image', the paper's, it ignores it.)
+
     L_G = GAN(D_B(fake_b), real) + GAN(D_A(fake_a), real)
         + lambda_cyc * (|rec_a - a|_1 + |rec_b - b|_1)
         [+ lambda_cyc * lambda_idt * (|dec_A(enc_B(a)) - a|_1 + |dec_B(enc_A(b)) - b|_1)]   CycleGAN identity
@@ -76,18 +79,18 @@ def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: Los
     critic = critic or (lambda d, x, role: model.discriminators[d](x))
     lc = loss.lambda_cycle
     z = model.encoders[src](real)
-    fake = model.decoders[dst](z)
+    fake = model.decoders[dst](z, real)
     z_fake = model.encoders[dst](fake)
-    rec = model.decoders[src](z_fake)
+    rec = model.decoders[src](z_fake, fake)
     terms = {
         f"G_gan/{dst}": gan_loss(critic(dst, fake, "fake"), True, loss.gan_mode),
         f"cycle/{src}": lc * l1(rec, real),
     }
     if loss.lambda_identity > 0:
         # CycleGAN: the generator *into* src should leave a src image alone (G_B(a) ~ a).
-        terms[f"idt/{src}"] = lc * loss.lambda_identity * l1(model.decoders[src](model.encoders[dst](real)), real)
+        terms[f"idt/{src}"] = lc * loss.lambda_identity * l1(model.decoders[src](model.encoders[dst](real), real), real)
     if loss.lambda_autoencode > 0:
-        terms[f"autoencode/{src}"] = loss.lambda_autoencode * downsampled_smooth_l1(model.decoders[src](z), real)
+        terms[f"autoencode/{src}"] = loss.lambda_autoencode * downsampled_smooth_l1(model.decoders[src](z, real), real)
     if loss.lambda_forward > 0:
         terms[f"forward/{src}"] = loss.lambda_forward * downsampled_smooth_l1(fake, real)
     if loss.lambda_latent > 0:

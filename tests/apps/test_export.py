@@ -125,3 +125,34 @@ def test_export_errors_are_one_line(trained_run, tmp_path, capsys, monkeypatch):
     one_error(["export", "--run", trained_run, "--out", tmp_path / "o2", "-q"], "pip install 'combogan[export]'")
     assert not (tmp_path / "o2").exists()
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_recolour_decoders_export_with_their_source_input(seasons, tmp_path, capsys):
+    """model.output 'recolour': each decoder graph reads (latent, source); ONNX, TorchScript and the
+    standalone example translate as combogan does."""
+    from conftest import tiny_config
+
+    from combogan.training.loop import train
+
+    run = tmp_path / "run"
+    train(seasons, tiny_config("model.output=recolour"), run=run, device="cpu", max_iters=4, quiet=True)
+    model = Translator(run, device="cpu").model
+    assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "onnx", "--domains", "summer,winter", "-q")[0] == 0
+    assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "ts", "--format", "torchscript", "--domains", "summer,winter", "-q")[0] == 0
+    info = json.loads((tmp_path / "onnx" / "model.json").read_text())
+    assert info["architecture"]["output"] == "recolour" and "decoder(latent, source)" in info["usage"]
+    x = torch.rand(2, 3, 28, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    want = model.translate(x, "summer", "winter")
+    latent = _session(tmp_path / "onnx" / "summer.encoder.onnx").run(None, {"image": x.numpy()})[0]
+    got = _session(tmp_path / "onnx" / "winter.decoder.onnx").run(None, {"latent": latent, "source": x.numpy()})[0]
+    np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-4)
+    with torch.no_grad():
+        ts = torch.jit.load(str(tmp_path / "ts" / "winter.decoder.pt"))(torch.jit.load(str(tmp_path / "ts" / "summer.encoder.pt"))(x), x)
+    torch.testing.assert_close(ts, want, rtol=0, atol=1e-5)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (23, 37, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    res = subprocess.run([sys.executable, str(TOOL), str(tmp_path / "in.png"), "--model", str(tmp_path / "onnx"), "--from", "summer", "--to", "winter",
+                          "--out", str(tmp_path / "onnx.png")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert _cli(capsys, "translate", "--run", run, "--from", "summer", "--to", "winter", tmp_path / "in.png", "--out", tmp_path / "t", "-q")[0] == 0
+    a, b = (np.asarray(Image.open(p), dtype=int) for p in (tmp_path / "onnx.png", tmp_path / "t" / "in.png"))
+    assert a.shape == b.shape == (23, 37, 3) and np.abs(a - b).max() <= 1

@@ -124,3 +124,34 @@ def test_spectral_norm_bounds_every_critic_convolution_and_round_trips():
 def _maps(model: ComboGAN, x: torch.Tensor) -> list[torch.Tensor]:
     out = model.discriminators["a"](x)
     return out if isinstance(out, list) else [out]
+
+
+def test_a_recolour_decoder_maps_its_source_colours_and_adds_what_it_draws():
+    from combogan.model.networks import COLOUR_GAIN
+
+    cfg = ModelConfig(ngf=8, n_blocks=2, output="recolour")
+    dec, enc = Decoder(cfg), Encoder(cfg)
+    x = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(0)) * 1.9 - 0.95
+    z = enc(x)
+    with torch.no_grad():
+        dec.net[-1].weight.zero_()  # nothing drawn: a fresh colour map (zero) returns the source
+        dec.net[-1].bias.zero_()
+        torch.testing.assert_close(dec(z, x), x, rtol=0, atol=1e-6)
+        # [A - I | b] row by row: output red <- blue, green <- red, blue <- green, each + 0.1
+        permute = torch.tensor([[0, 0, 1], [1, 0, 0], [0, 1, 0]], dtype=torch.float) - torch.eye(3)
+        dec.colour.bias.copy_(torch.cat([permute, torch.full((3, 1), 0.1)], 1).flatten() / COLOUR_GAIN)
+        torch.testing.assert_close(dec(z, x), torch.tanh(torch.atanh(x)[:, [2, 0, 1]] + 0.1), rtol=0, atol=1e-5)
+        dec.net[-1].bias.fill_(0.2)  # what it draws adds inside the tanh
+        torch.testing.assert_close(dec(z, x), torch.tanh(torch.atanh(x)[:, [2, 0, 1]] + 0.3), rtol=0, atol=1e-5)
+        # the map is per image, from the latent
+        dec.colour.weight.normal_()
+        y = dec(z, x)
+        torch.testing.assert_close(y[1:], dec(z[1:], x[1:]))
+    try:
+        dec(z)
+    except ValueError as exc:
+        assert "source image" in str(exc)
+    else:
+        raise AssertionError("a recolour decoder without its source must refuse")
+    # 'image' decoders have no colour map: their weights and state_dict keys are what they were
+    assert not any("colour" in k for k in Decoder(ModelConfig(ngf=8, n_blocks=2)).state_dict())

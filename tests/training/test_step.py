@@ -106,3 +106,23 @@ def test_vanilla_gan_mode_runs():
     t = Trainee(("a", "b"), pool_size=0)
     out = t.step(("a", "b"), torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32), LossConfig(gan_mode="vanilla"))
     assert torch.isfinite(out["G_total"])
+
+
+def test_recolour_decoders_recolour_the_image_their_latent_came_from():
+    """model.output 'recolour': the translation recolours the real image, the cycle's way back
+    the fake, the identity term the real image it maps into its own domain."""
+    t = Trainee(("a", "b"), model=tiny_model(output="recolour"), pool_size=0)
+    m = t.model
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1, torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    with torch.no_grad():
+        for name in "ab":  # a colour map that is not the identity, so that which image is recoloured matters
+            m.decoders[name].colour.bias.normal_(0, 0.02, generator=g)
+        fake_b = m.decode(m.encode(x, "a"), "b", x)
+        want = {"cycle/a": 10 * (m.decode(m.encode(fake_b, "b"), "a", fake_b) - x).abs().mean(),
+                "idt/a": 5 * (m.decode(m.encode(x, "b"), "a", x) - x).abs().mean()}
+    colour = m.decoders["b"].colour.weight.detach().clone()
+    got = t.step(("a", "b"), x, y, LossConfig(lambda_identity=0.5))
+    for k, v in want.items():
+        assert got[k].item() == pytest.approx(v.item(), rel=1e-5), k
+    assert not torch.equal(colour, m.decoders["b"].colour.weight)  # the colour map learns
