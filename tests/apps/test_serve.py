@@ -74,7 +74,8 @@ def server(trained_run):
 @pytest.fixture(scope="module")
 def page_server(trained_run):
     """The browser test's server: the tiny test run, or COMBOGAN_SCREENSHOT_RUN (a real run, for
-    the README's screenshot: COMBOGAN_SCREENSHOT=docs/serve.png COMBOGAN_SCREENSHOT_RUN=demo/run)."""
+    the README's screenshot: COMBOGAN_SCREENSHOT=docs/serve.png COMBOGAN_SCREENSHOT_RUN=demo/run
+    COMBOGAN_SCREENSHOT_IMAGE=demo/data/test/summer/000001.png)."""
     run = os.environ.get("COMBOGAN_SCREENSHOT_RUN") or trained_run
     s = Server(TranslateService(Translator(run, device="cpu"), max_side=1024))
     yield s
