@@ -46,10 +46,9 @@ class ModelConfig:
     # 'recolour': a 3x4 colour map of the *source* image, predicted per image from the latent,
     # plus a correction it draws, tanh(A·atanh(source) + b + d). The source's edges then reach the
     # output directly instead of being re-drawn from the latent (crisp ridges and outlines). It
-    # needs a strong adversarial push, or copying the source wins, and small networks:
-    # configs/demo.yaml uses it (vanilla loss, cycle 2.5, identity 0.5: the demo's 12-pair SSIM
-    # 0.496 vs 0.466), but at the quality benchmark's size it is worse (L1 0.127 vs 0.090) and with
-    # the defaults' LSGAN and cycle 10 a near-copy (docs/BENCHMARKS.md). Not the default.
+    # needs a strong adversarial push (or copying the source wins) and small networks: it pays in
+    # configs/demo.yaml, loses at the quality benchmark's size, and copies under the defaults'
+    # LSGAN and cycle 10 (numbers: docs/BENCHMARKS.md). Not the default.
     output: str = "image"
     # The critic: 'patchgan' (CycleGAN's 70x70 PatchGAN, the paper) or 'two_view' (the official
     # ComboGAN code's: luminance and blurred RGB views, PReLU, a prediction at every scale).
