@@ -32,6 +32,11 @@ class ModelConfig:
     # (docs/BENCHMARKS.md "Quality (issue 17)").
     n_downsampling: int = 1
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
+    # A second, shallower PatchGAN beside it, on the same images, with this many layers (1: 16x16
+    # patches, 2: 34x34; 0: none, the paper). The deep critic judges layout; the shallow one
+    # judges texture at the scale of a tree, which the 70 px patches weigh too little. The two
+    # critics' GAN losses are averaged (numbers: docs/BENCHMARKS.md).
+    n_layers_d_local: int = 0
     norm: str = "instance"  # instance | batch
     dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
     # relu (the paper) | prelu (the official ComboGAN code's generators; the default: measured
@@ -267,7 +272,7 @@ OUTPUT = ("image", "recolour")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image"}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
+BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image", "n_layers_d_local": 0}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
@@ -296,6 +301,9 @@ def validate(cfg: Config) -> None:
         (m.ngf >= 1 and m.ndf >= 1, "model.ngf and model.ndf must be >= 1"),
         (m.n_blocks >= 0, "model.n_blocks must be >= 0"),
         (m.n_layers_d >= 1, "model.n_layers_d must be >= 1"),
+        (m.n_layers_d_local >= 0, "model.n_layers_d_local must be >= 0 (0: no local critic)"),
+        (m.n_layers_d_local == 0 or m.discriminator == "patchgan",
+         f"model.n_layers_d_local needs model.discriminator=patchgan (got '{m.discriminator}'); the two-view critic has its own scales"),
         (0 <= m.n_downsampling <= 3, f"model.n_downsampling must be 0, 1, 2 or 3, got {m.n_downsampling}"),
         (m.norm in ("instance", "batch"), f"model.norm must be 'instance' or 'batch', got '{m.norm}'"),
         (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
@@ -309,7 +317,8 @@ def validate(cfg: Config) -> None:
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
         (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}"),
-        (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**m.n_layers_d, f"data.crop_size {d.crop_size} is too small for a {m.n_layers_d}-layer PatchGAN (needs >= {3 * 2**m.n_layers_d})"),
+        (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**max(m.n_layers_d, m.n_layers_d_local),
+         f"data.crop_size {d.crop_size} is too small for a {max(m.n_layers_d, m.n_layers_d_local)}-layer PatchGAN (needs >= {3 * 2**max(m.n_layers_d, m.n_layers_d_local)})"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (d.resize in ("shorter_side", "square"), f"data.resize must be 'shorter_side' or 'square', got '{d.resize}'"),

@@ -27,6 +27,7 @@ def test_yaml_file_then_set(tmp_path):
     ("data.crop_size=300", "larger than data.load_size"),
     ("model.norm=group", "instance"),
     ("model.n_downsampling=4", "must be 0, 1, 2 or 3"),
+    ("model.n_layers_d_local=-1", "n_layers_d_local must be >= 0"),
 ])
 def test_bad_overrides_are_usage_errors(item, message):
     with pytest.raises(UsageError, match=message):
@@ -37,6 +38,14 @@ def test_crop_must_fit_the_downsampling():
     load(None, ["data.crop_size=36", "data.load_size=40"])  # 36 = 4 x 9
     with pytest.raises(UsageError, match="crop_size must be a multiple of 8"):
         load(None, ["data.crop_size=36", "data.load_size=40", "model.n_downsampling=3"])
+
+
+def test_a_local_critic_needs_the_patchgan_and_fits_the_crop():
+    assert load(None, ["model.n_layers_d_local=2"]).model.n_layers_d_local == 2
+    with pytest.raises(UsageError, match="n_layers_d_local needs model.discriminator=patchgan"):
+        load(None, ["model.n_layers_d_local=1", "model.discriminator=two_view"])
+    with pytest.raises(UsageError, match="too small for a 5-layer PatchGAN"):
+        load(None, ["model.n_layers_d_local=5", "data.crop_size=64", "data.load_size=72"])
 
 
 def test_typo_in_config_file_suggests_key(tmp_path):
@@ -71,7 +80,7 @@ def test_parse_set_nests():
 # in the paper configs, or the bit-exact N = 2 test would no longer be testing the paper.
 PAPER = {
     "model": {"ngf": 64, "ndf": 64, "n_blocks": 9, "n_downsampling": 2, "n_layers_d": 3, "norm": "instance", "dropout": 0.0, "activation": "relu",
-              "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False},
+              "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "n_layers_d_local": 0, "output": "image"},
     "loss": {"gan_mode": "lsgan", "lambda_cycle": 10.0, "lambda_autoencode": 0.0, "lambda_forward": 0.0, "lambda_latent": 0.0},
     "data": {"load_size": 286, "resize": "square", "crop_size": 256, "flip": True, "batch_size": 1},
     "train": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs_per_domain": 100, "epochs": 0, "decay_fraction": 0.5,

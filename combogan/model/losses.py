@@ -11,10 +11,16 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def gan_loss(prediction: torch.Tensor | list[torch.Tensor], target_is_real: bool, mode: str) -> torch.Tensor:
+Prediction = torch.Tensor | list[torch.Tensor] | dict[str, torch.Tensor]
+
+
+def gan_loss(prediction: Prediction, target_is_real: bool, mode: str) -> torch.Tensor:
     """LSGAN: mean (D(x) - t)^2; vanilla: BCE-with-logits. Targets are 1 (real) and 0 (fake).
     A list (the two-view critic's per-scale maps) is weighted as the official ComboGAN code does:
-    sum_i w_i * loss_i / (n * sum_i w_i) with w = 1, 2, ..., n - 1, n + 1."""
+    sum_i w_i * loss_i / (n * sum_i w_i) with w = 1, 2, ..., n - 1, n + 1. A dict (separate
+    critics' maps by name: model.n_layers_d_local) is the plain mean of its maps' losses."""
+    if isinstance(prediction, dict):
+        return sum(gan_loss(p, target_is_real, mode) for p in prediction.values()) / len(prediction)
     if isinstance(prediction, (list, tuple)):
         n = len(prediction)
         weights = [*range(1, n), n + 1] if n > 1 else [1]
@@ -39,6 +45,6 @@ def downsampled_smooth_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.smooth_l1_loss(F.avg_pool2d(_full(a), 3, stride=2), F.avg_pool2d(_full(b), 3, stride=2))
 
 
-def discriminator_loss(pred_real: torch.Tensor, pred_fake: torch.Tensor, mode: str) -> torch.Tensor:
+def discriminator_loss(pred_real: Prediction, pred_fake: Prediction, mode: str) -> torch.Tensor:
     """0.5 * (loss on real + loss on pooled fake), halving D's rate relative to G as in the paper."""
     return 0.5 * (gan_loss(pred_real, True, mode) + gan_loss(pred_fake, False, mode))

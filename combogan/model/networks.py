@@ -8,6 +8,7 @@ With ngf=64, n_blocks=9 the pair has exactly the ResNet-9 generator's 11,378,179
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -131,8 +132,11 @@ def recolour(source: torch.Tensor, colour: torch.Tensor, drawn: torch.Tensor) ->
 
 
 def Discriminator(cfg: ModelConfig, in_channels: int = 3) -> nn.Module:
-    """The critic model.discriminator names: CycleGAN's PatchGAN or the official ComboGAN code's."""
-    return TwoViewDiscriminator(cfg) if cfg.discriminator == "two_view" else PatchGAN(cfg, in_channels)
+    """The critic model.discriminator names: CycleGAN's PatchGAN (with model.n_layers_d_local, a
+    shallower one beside it) or the official ComboGAN code's."""
+    if cfg.discriminator == "two_view":
+        return TwoViewDiscriminator(cfg)
+    return LocalPlusPatchGAN(cfg, in_channels) if cfg.n_layers_d_local else PatchGAN(cfg, in_channels)
 
 
 class PatchGAN(nn.Module):
@@ -152,6 +156,21 @@ class PatchGAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class LocalPlusPatchGAN(nn.Module):
+    """CycleGAN's PatchGAN and a shallower one (model.n_layers_d_local layers) on the same image.
+    forward() returns their maps by name; losses.gan_loss averages a dict's losses equally (each
+    map's loss is already a mean over its patches, so the many small patches don't outvote the
+    few large ones)."""
+
+    def __init__(self, cfg: ModelConfig, in_channels: int = 3):
+        super().__init__()
+        self.patch = PatchGAN(cfg, in_channels)
+        self.local = PatchGAN(dataclasses.replace(cfg, n_layers_d=cfg.n_layers_d_local), in_channels)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"patch": self.patch(x), "local": self.local(x)}
 
 
 def blur_kernel(size: int = 5, sigma: float = 3.0) -> torch.Tensor:

@@ -40,7 +40,7 @@ import torch
 
 from ..config import LossConfig
 from ..model.combogan import ComboGAN
-from ..model.losses import discriminator_loss, downsampled_smooth_l1, gan_loss, l1
+from ..model.losses import Prediction, discriminator_loss, downsampled_smooth_l1, gan_loss, l1
 from .state import TrainState
 
 T = TypeVar("T")
@@ -69,7 +69,7 @@ class Executor:
         return bool(torch.isfinite(loss))
 
 
-Critic = Callable[[str, torch.Tensor, str], "torch.Tensor | list[torch.Tensor]"]
+Critic = Callable[[str, torch.Tensor, str], Prediction]
 
 
 def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: LossConfig,
@@ -177,7 +177,7 @@ class Step:
         losses = self.run.both(*jobs) if len(jobs) == 2 else [job() for job in jobs]
         return {f"D/{d}": value for (d, _, _), (value, _) in zip(critics, losses)}
 
-    def critic(self, domain: str, images: torch.Tensor, role: str) -> torch.Tensor | list[torch.Tensor]:
+    def critic(self, domain: str, images: torch.Tensor, role: str) -> Prediction:
         """The domain's critic on `images`, through train.diffaugment's transforms when set."""
         augment = self.state.augment
         return self.model.discriminators[domain](augment(images, domain, role) if augment else images)

@@ -155,3 +155,38 @@ def test_a_recolour_decoder_maps_its_source_colours_and_adds_what_it_draws():
         raise AssertionError("a recolour decoder without its source must refuse")
     # 'image' decoders have no colour map: their weights and state_dict keys are what they were
     assert not any("colour" in k for k in Decoder(ModelConfig(ngf=8, n_blocks=2)).state_dict())
+
+
+def test_a_local_critic_judges_beside_the_patchgan_and_both_losses_count_equally():
+    """model.n_layers_d_local: a shallower PatchGAN on the same image; gan_loss is the plain mean
+    of the two critics' losses, and one step trains both."""
+    from combogan.config import LossConfig, TrainConfig
+    from combogan.model.losses import gan_loss
+    from combogan.model.networks import PatchGAN
+    from combogan.training.state import TrainState
+    from combogan.training.step import Step
+
+    cfg = ModelConfig(ngf=8, ndf=8, n_blocks=2, n_layers_d_local=1)
+    critic = Discriminator(cfg)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    maps = critic(x)
+    assert set(maps) == {"patch", "local"}
+    # the local critic is a 1-layer PatchGAN (16 px patches: a 14 x 14 map of a 32 px image),
+    # the main one the usual 3-layer one, with their own parameters
+    torch.testing.assert_close(maps["patch"], critic.patch(x), rtol=0, atol=0)
+    assert maps["local"].shape == (2, 1, 14, 14) and maps["patch"].shape == (2, 1, 2, 2)
+    assert count_parameters(critic) == count_parameters(PatchGAN(cfg)) + count_parameters(PatchGAN(ModelConfig(ndf=8, n_layers_d=1)))
+    for mode in ("lsgan", "vanilla"):
+        want = 0.5 * (gan_loss(maps["patch"], True, mode) + gan_loss(maps["local"], True, mode))
+        torch.testing.assert_close(gan_loss(maps, True, mode), want, rtol=0, atol=0)
+
+    model = ComboGAN(cfg, ["a", "b"])
+    state = TrainState(model, TrainConfig(pool_size=0))
+    for n in model.names:
+        state.add(n)
+    before = {k: v.clone() for k, v in model.discriminators["b"].state_dict().items()}
+    out = Step(model, state, LossConfig())(("a", "b"), torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert all(torch.isfinite(v) for v in out.values())
+    after = model.discriminators["b"].state_dict()
+    for part in ("patch", "local"):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(part + "."))
