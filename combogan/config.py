@@ -125,6 +125,11 @@ class TrainConfig:
     # win too soon (two time-scale updates, Heusel et al. 2017, run the other way round); 0.5,
     # the default, measured better on every number (docs/BENCHMARKS.md "Quality (issue 17)").
     critic_lr_factor: float = 0.5
+    # The local critic's (model.n_layers_d_local) learning rate relative to train.lr. It is a
+    # small network judging small patches, and at the 70 px critic's half rate it lost the race:
+    # the generator faded the trees it judged (docs/BENCHMARKS.md "A local critic beside the
+    # PatchGAN"); at the generators' rate it keeps them.
+    local_critic_lr_factor: float = 1.0
 
 
 @dataclass
@@ -272,7 +277,7 @@ OUTPUT = ("image", "recolour")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image", "n_layers_d_local": 0}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0}, "data": {"resize": "shorter_side"}}
+BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image", "n_layers_d_local": 0}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0, "local_critic_lr_factor": 0.5}, "data": {"resize": "shorter_side"}}
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
@@ -332,6 +337,7 @@ def validate(cfg: Config) -> None:
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1"),
         (t.max_bad_steps >= 1, "train.max_bad_steps must be >= 1"),
         (t.critic_lr_factor > 0, f"train.critic_lr_factor must be > 0, got {t.critic_lr_factor}"),
+        (t.local_critic_lr_factor > 0, f"train.local_critic_lr_factor must be > 0, got {t.local_critic_lr_factor}"),
         (0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1) (0: off), got {t.ema}"),
         (all(p in DIFFAUGMENT for p in policy(t.diffaugment)),
          f"train.diffaugment must list some of {', '.join(DIFFAUGMENT)} (comma-separated; '' is off), got '{t.diffaugment}'"),

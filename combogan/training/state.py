@@ -36,6 +36,7 @@ class TrainState:
         self.rank = rank  # under torchrun each rank keeps (and checkpoints) its own image pools
         self.generator_opt: dict[str, torch.optim.Optimizer] = {}
         self.critic_opt: dict[str, torch.optim.Optimizer] = {}
+        self.critic_factors: dict[str, list[float]] = {}  # per critic param group: lr / train.lr
         self.pools: dict[str, ImagePool] = {}
         self.frozen: set[str] = set()
         self.fused_adam = True
@@ -50,7 +51,10 @@ class TrainState:
         self.pools[name] = ImagePool(self.cfg.pool_size, seed=stable_seed(seed + 1, name if not self.rank else f"{name}@rank{self.rank}"))
         kw = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2)}
         self.generator_opt[name] = torch.optim.Adam(self.model.generator_parameters(name), **kw)
-        self.critic_opt[name] = torch.optim.Adam(list(self.model.discriminators[name].parameters()), **{**kw, "lr": self.cfg.lr * self.cfg.critic_lr_factor})
+        groups = self._critic_groups(name)
+        # Kept apart from the groups: loading a checkpoint's optimizer state replaces the group dicts.
+        self.critic_factors[name] = [g.pop("factor") for g in groups]
+        self.critic_opt[name] = torch.optim.Adam(groups, **kw)
         self._set_adam_impl(self.generator_opt[name], self.critic_opt[name])
         if self.ema is not None:
             self.ema.add(name)
@@ -105,16 +109,33 @@ class TrainState:
                     if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
                         st[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
+    def _critic_groups(self, name: str) -> list[dict]:
+        """The critic's parameter groups, each with its learning rate relative to the generators'
+        ("factor"): the PatchGAN at train.critic_lr_factor and, with model.n_layers_d_local, the
+        local critic at train.local_critic_lr_factor. One group when the rates are the same (so
+        runs saved before the local critic had its own rate resume with their optimizer state)."""
+        critic, cfg = self.model.discriminators[name], self.cfg
+        local = getattr(critic, "local", None)
+        if local is None or cfg.local_critic_lr_factor == cfg.critic_lr_factor:
+            groups = [{"params": list(critic.parameters()), "factor": cfg.critic_lr_factor}]
+        else:
+            mine = {id(p) for p in local.parameters()}
+            groups = [{"params": [p for p in critic.parameters() if id(p) not in mine], "factor": cfg.critic_lr_factor},
+                      {"params": list(local.parameters()), "factor": cfg.local_critic_lr_factor}]
+        return [{**g, "lr": cfg.lr * g["factor"]} for g in groups]
+
     def set_lr(self, lr: float, names: Iterable[str] | None = None) -> None:
-        """The generators' learning rate; the critics get it x train.critic_lr_factor."""
+        """The generators' learning rate; each critic group gets it x its factor (_critic_groups)."""
         names = self.model.names if names is None else names
-        for opts, value in ((self.optimizers(names, "generator"), lr), (self.optimizers(names, "critic"), lr * self.cfg.critic_lr_factor)):
-            for opt in opts:
-                for group in opt.param_groups:
-                    if isinstance(group["lr"], torch.Tensor):
-                        group["lr"].fill_(value)  # in place: a captured CUDA graph reads this tensor
-                    else:
-                        group["lr"] = value
+        jobs = [(self.generator_opt[n], [1.0]) for n in names if n in self.generator_opt]
+        jobs += [(self.critic_opt[n], self.critic_factors[n]) for n in names if n in self.critic_opt]
+        for opt, factors in jobs:
+            for group, factor in zip(opt.param_groups, factors, strict=True):
+                value = lr * factor
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(value)  # in place: a captured CUDA graph reads this tensor
+                else:
+                    group["lr"] = value
 
     # --- per-domain state (what a checkpoint stores for each domain beside its weights) --------
     def domain_state(self, name: str, rank_pools: list[dict] | None = None) -> dict:

@@ -15,3 +15,27 @@ def test_critics_take_their_learning_rate_factor():
     state.set_lr(4e-4, ["a"])
     assert state.critic_opt["a"].param_groups[0]["lr"] == 1e-4 and state.generator_opt["a"].param_groups[0]["lr"] == 4e-4
     assert state.critic_opt["b"].param_groups[0]["lr"] == 2.5e-4  # only the named domains
+
+
+def test_a_local_critic_takes_its_own_rate_through_the_schedule_and_a_reload():
+    from combogan.config import ModelConfig
+    from combogan.model.combogan import ComboGAN
+
+    model = ComboGAN(ModelConfig(ngf=8, ndf=8, n_blocks=2, n_layers_d_local=1), ["a", "b"])
+    state = TrainState(model, TrainConfig(lr=1e-3, critic_lr_factor=0.5, local_critic_lr_factor=2.0))
+    for n in model.names:
+        state.add(n)
+    main, local = state.critic_opt["a"].param_groups
+    assert {id(p) for p in local["params"]} == {id(p) for p in model.discriminators["a"].local.parameters()}
+    assert len(main["params"]) + len(local["params"]) == len(list(model.discriminators["a"].parameters()))
+    assert (main["lr"], local["lr"]) == (5e-4, 2e-3)
+    state.set_lr(4e-4, ["a"])
+    assert [g["lr"] for g in state.critic_opt["a"].param_groups] == [2e-4, 8e-4]
+    # loading optimizer state replaces the group dicts; the rates must survive it
+    state.critic_opt["a"].load_state_dict(state.critic_opt["a"].state_dict())
+    state.set_lr(1e-4, ["a"])
+    assert [g["lr"] for g in state.critic_opt["a"].param_groups] == [5e-5, 2e-4]
+    # the same rate for both: one group, as runs saved before the local critic had its own rate
+    same = TrainState(model, TrainConfig(critic_lr_factor=0.5, local_critic_lr_factor=0.5))
+    same.add("a")
+    assert len(same.critic_opt["a"].param_groups) == 1
