@@ -1,5 +1,6 @@
 """TrainState: per-domain optimizers beside the model."""
 
+import torch
 from conftest import Trainee
 
 from combogan.config import TrainConfig
@@ -39,3 +40,18 @@ def test_a_local_critic_takes_its_own_rate_through_the_schedule_and_a_reload():
     same = TrainState(model, TrainConfig(critic_lr_factor=0.5, local_critic_lr_factor=0.5))
     same.add("a")
     assert len(same.critic_opt["a"].param_groups) == 1
+
+
+def test_a_run_with_a_local_critic_at_its_own_rate_resumes_exactly(seasons, tmp_path):
+    """Both critics' weights and Adam states come back from a checkpoint, at their own rates."""
+    from conftest import split_and_straight, tiny_config
+
+    from combogan.runs import checkpoint
+
+    cfg = tiny_config("model.n_layers_d_local=1", "train.local_critic_lr_factor=2.0", "train.checkpoint_every=2")
+    split, straight = split_and_straight(seasons, cfg, tmp_path, 4, 6)
+    a, b = checkpoint.latest(split), checkpoint.latest(straight)
+    for name in a.domains:
+        wa, wb = (checkpoint.load_weights(c.file(run, name, "nets")) for c, run in ((a, split), (b, straight)))
+        assert any(k.startswith("discriminator.local.") for k in wa)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
