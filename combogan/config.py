@@ -302,6 +302,7 @@ def from_dict(data: dict[str, Any], source: str) -> Config:
 
 def validate(cfg: Config) -> None:
     m, d, t, lo, pf = cfg.model, cfg.data, cfg.train, cfg.loss, cfg.perf
+    deepest = max(m.n_layers_d, m.n_layers_d_local)  # the PatchGAN that needs the largest crop
     checks = [
         (m.ngf >= 1 and m.ndf >= 1, "model.ngf and model.ndf must be >= 1"),
         (m.n_blocks >= 0, "model.n_blocks must be >= 0"),
@@ -322,8 +323,8 @@ def validate(cfg: Config) -> None:
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
         (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}"),
-        (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**max(m.n_layers_d, m.n_layers_d_local),
-         f"data.crop_size {d.crop_size} is too small for a {max(m.n_layers_d, m.n_layers_d_local)}-layer PatchGAN (needs >= {3 * 2**max(m.n_layers_d, m.n_layers_d_local)})"),
+        (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**deepest,
+         f"data.crop_size {d.crop_size} is too small for a {deepest}-layer PatchGAN (needs >= {3 * 2**deepest})"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (d.resize in ("shorter_side", "square"), f"data.resize must be 'shorter_side' or 'square', got '{d.resize}'"),

@@ -51,10 +51,10 @@ class TrainState:
         self.pools[name] = ImagePool(self.cfg.pool_size, seed=stable_seed(seed + 1, name if not self.rank else f"{name}@rank{self.rank}"))
         kw = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2)}
         self.generator_opt[name] = torch.optim.Adam(self.model.generator_parameters(name), **kw)
-        groups = self._critic_groups(name)
+        parts = self._critic_parts(name)
         # Kept apart from the groups: loading a checkpoint's optimizer state replaces the group dicts.
-        self.critic_factors[name] = [g.pop("factor") for g in groups]
-        self.critic_opt[name] = torch.optim.Adam(groups, **kw)
+        self.critic_factors[name] = [factor for _, factor in parts]
+        self.critic_opt[name] = torch.optim.Adam([{"params": p, "lr": self.cfg.lr * factor} for p, factor in parts], **kw)
         self._set_adam_impl(self.generator_opt[name], self.critic_opt[name])
         if self.ema is not None:
             self.ema.add(name)
@@ -109,23 +109,21 @@ class TrainState:
                     if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
                         st[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
-    def _critic_groups(self, name: str) -> list[dict]:
-        """The critic's parameter groups, each with its learning rate relative to the generators'
-        ("factor"): the PatchGAN at train.critic_lr_factor and, with model.n_layers_d_local, the
-        local critic at train.local_critic_lr_factor. One group when the rates are the same (so
-        runs saved before the local critic had its own rate resume with their optimizer state)."""
+    def _critic_parts(self, name: str) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """The critic's parameter groups, each with its learning rate relative to the generators':
+        the PatchGAN at train.critic_lr_factor and, with model.n_layers_d_local, the local critic
+        at train.local_critic_lr_factor. One group when the rates are the same (so runs saved
+        before the local critic had its own rate resume with their optimizer state)."""
         critic, cfg = self.model.discriminators[name], self.cfg
         local = getattr(critic, "local", None)
         if local is None or cfg.local_critic_lr_factor == cfg.critic_lr_factor:
-            groups = [{"params": list(critic.parameters()), "factor": cfg.critic_lr_factor}]
-        else:
-            mine = {id(p) for p in local.parameters()}
-            groups = [{"params": [p for p in critic.parameters() if id(p) not in mine], "factor": cfg.critic_lr_factor},
-                      {"params": list(local.parameters()), "factor": cfg.local_critic_lr_factor}]
-        return [{**g, "lr": cfg.lr * g["factor"]} for g in groups]
+            return [(list(critic.parameters()), cfg.critic_lr_factor)]
+        mine = {id(p) for p in local.parameters()}
+        return [([p for p in critic.parameters() if id(p) not in mine], cfg.critic_lr_factor),
+                (list(local.parameters()), cfg.local_critic_lr_factor)]
 
     def set_lr(self, lr: float, names: Iterable[str] | None = None) -> None:
-        """The generators' learning rate; each critic group gets it x its factor (_critic_groups)."""
+        """The generators' learning rate; each critic group gets it x its factor (_critic_parts)."""
         names = self.model.names if names is None else names
         jobs = [(self.generator_opt[n], [1.0]) for n in names if n in self.generator_opt]
         jobs += [(self.critic_opt[n], self.critic_factors[n]) for n in names if n in self.critic_opt]
