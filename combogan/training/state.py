@@ -36,7 +36,6 @@ class TrainState:
         self.rank = rank  # under torchrun each rank keeps (and checkpoints) its own image pools
         self.generator_opt: dict[str, torch.optim.Optimizer] = {}
         self.critic_opt: dict[str, torch.optim.Optimizer] = {}
-        self.critic_factors: dict[str, list[float]] = {}  # per critic param group: lr / train.lr
         self.pools: dict[str, ImagePool] = {}
         self.frozen: set[str] = set()
         self.fused_adam = True
@@ -51,10 +50,7 @@ class TrainState:
         self.pools[name] = ImagePool(self.cfg.pool_size, seed=stable_seed(seed + 1, name if not self.rank else f"{name}@rank{self.rank}"))
         kw = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2)}
         self.generator_opt[name] = torch.optim.Adam(self.model.generator_parameters(name), **kw)
-        parts = self._critic_parts(name)
-        # Kept apart from the groups: loading a checkpoint's optimizer state replaces the group dicts.
-        self.critic_factors[name] = [factor for _, factor in parts]
-        self.critic_opt[name] = torch.optim.Adam([{"params": p, "lr": self.cfg.lr * factor} for p, factor in parts], **kw)
+        self.critic_opt[name] = torch.optim.Adam([{"params": p, "lr": self.cfg.lr * factor} for p, factor in self._critic_parts(name)], **kw)
         self._set_adam_impl(self.generator_opt[name], self.critic_opt[name])
         if self.ema is not None:
             self.ema.add(name)
@@ -125,8 +121,11 @@ class TrainState:
     def set_lr(self, lr: float, names: Iterable[str] | None = None) -> None:
         """The generators' learning rate; each critic group gets it x its factor (_critic_parts)."""
         names = self.model.names if names is None else names
-        jobs = [(self.generator_opt[n], [1.0]) for n in names if n in self.generator_opt]
-        jobs += [(self.critic_opt[n], self.critic_factors[n]) for n in names if n in self.critic_opt]
+        # A critic's groups are _critic_parts' order: the PatchGAN, then (if apart) the local critic.
+        # Derived here, not stored in the groups: loading optimizer state replaces the group dicts.
+        critic_factors = (self.cfg.critic_lr_factor, self.cfg.local_critic_lr_factor)
+        jobs = [(opt, (1.0,)) for opt in self.optimizers(names, "generator")]
+        jobs += [(opt, critic_factors[:len(opt.param_groups)]) for opt in self.optimizers(names, "critic")]
         for opt, factors in jobs:
             for group, factor in zip(opt.param_groups, factors, strict=True):
                 value = lr * factor
