@@ -84,6 +84,12 @@ class LossConfig:
     lambda_forward: float = 0.0
     # Latent cycle ||enc_B(dec_B(z_A)) - z_A||_1 weight.
     lambda_latent: float = 0.0
+    # The share of the cycle's gradient that flows back through the fake into the translation
+    # that made it (1: CycleGAN, the paper configs pin it). At 0 the cycle trains only the way
+    # back to invert the fake, so the translation is not pushed to hide its source in the fake
+    # for the cycle to read (the hidden signal of Chu et al. 2017); the critic and the identity
+    # term shape it. Measured best (two seeds: L1 0.0824 vs 0.0909 at 1, SSIM 0.530 vs 0.505).
+    cycle_forward_grad: float = 0.0
 
 
 @dataclass
@@ -277,7 +283,7 @@ OUTPUT = ("image", "recolour")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image", "n_layers_d_local": 0}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0, "local_critic_lr_factor": 0.5}, "data": {"resize": "shorter_side"}}
+BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image", "n_layers_d_local": 0}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0, "local_critic_lr_factor": 0.5}, "loss": {"cycle_forward_grad": 1.0}, "data": {"resize": "shorter_side"}}
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
@@ -320,6 +326,7 @@ def validate(cfg: Config) -> None:
         (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
         (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_autoencode, lo.lambda_forward, lo.lambda_latent) >= 0,
          "loss weights must be >= 0"),
+        (0.0 <= lo.cycle_forward_grad <= 1.0, f"loss.cycle_forward_grad must be in [0, 1], got {lo.cycle_forward_grad}"),
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
         (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}"),

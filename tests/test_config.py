@@ -28,6 +28,8 @@ def test_yaml_file_then_set(tmp_path):
     ("model.norm=group", "instance"),
     ("model.n_downsampling=4", "must be 0, 1, 2 or 3"),
     ("model.n_layers_d_local=-1", "n_layers_d_local must be >= 0"),
+    ("loss.cycle_forward_grad=1.5", r"cycle_forward_grad must be in \[0, 1\]"),
+    ("loss.cycle_forward_grad=-0.1", r"cycle_forward_grad must be in \[0, 1\]"),
 ])
 def test_bad_overrides_are_usage_errors(item, message):
     with pytest.raises(UsageError, match=message):
@@ -81,7 +83,8 @@ def test_parse_set_nests():
 PAPER = {
     "model": {"ngf": 64, "ndf": 64, "n_blocks": 9, "n_downsampling": 2, "n_layers_d": 3, "norm": "instance", "dropout": 0.0, "activation": "relu",
               "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "n_layers_d_local": 0, "output": "image"},
-    "loss": {"gan_mode": "lsgan", "lambda_cycle": 10.0, "lambda_autoencode": 0.0, "lambda_forward": 0.0, "lambda_latent": 0.0},
+    "loss": {"gan_mode": "lsgan", "lambda_cycle": 10.0, "lambda_autoencode": 0.0, "lambda_forward": 0.0, "lambda_latent": 0.0,
+             "cycle_forward_grad": 1.0},
     "data": {"load_size": 286, "resize": "square", "crop_size": 256, "flip": True, "batch_size": 1},
     "train": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs_per_domain": 100, "epochs": 0, "decay_fraction": 0.5,
               "pool_size": 50, "ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0},

@@ -5,6 +5,9 @@ Read beside the paper. For the sampled ordered pair (A, B) and batches a ~ A, b 
     fake_b = dec_B(enc_A(a))         rec_a = dec_A(enc_B(fake_b))
     fake_a = dec_A(enc_B(b))         rec_b = dec_B(enc_A(fake_a))
 
+(loss.cycle_forward_grad scales the cycle's gradient that flows back through fake_b into
+enc_A and dec_B, likewise fake_a; 1, the paper's, passes all of it.)
+
 (Each decoder is also handed the image its latent came from, dec_B(enc_A(a), a): with
 model.output 'recolour' it recolours that image; with 'image', the paper's, it ignores it.)
 
@@ -80,8 +83,9 @@ def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: Los
     lc = loss.lambda_cycle
     z = model.encoders[src](real)
     fake = model.decoders[dst](z, real)
-    z_fake = model.encoders[dst](fake)
-    rec = model.decoders[src](z_fake, fake)
+    back = scale_grad(fake, loss.cycle_forward_grad)  # where the way back starts
+    z_fake = model.encoders[dst](back)
+    rec = model.decoders[src](z_fake, back)
     terms = {
         f"G_gan/{dst}": gan_loss(critic(dst, fake, "fake"), True, loss.gan_mode),
         f"cycle/{src}": lc * l1(rec, real),
@@ -97,6 +101,15 @@ def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: Los
         # The target latent is detached: the cycle should pull enc_dst(fake) to z, not z to it.
         terms[f"latent/{src}"] = loss.lambda_latent * l1(z_fake, z.detach())
     return terms, fake
+
+
+def scale_grad(x: torch.Tensor, share: float) -> torch.Tensor:
+    """x in the forward pass; `share` of the gradient flows back through it (0: none, as detach)."""
+    if share == 1.0:
+        return x
+    if share == 0.0:
+        return x.detach()  # no graph kept: the backward pass stops here
+    return torch.lerp(x.detach(), x, share)
 
 
 @dataclass

@@ -3,13 +3,14 @@ here independently, in the official code's structure (G_A: A->B, D_A judges doma
 own plain nn.Sequential ResNet generator and PatchGAN (weights copied in order), in float64."""
 
 import copy
+import dataclasses
 import itertools
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import Trainee, tiny_model
+from conftest import PAPER, Trainee, tiny_model
 from reference_cyclegan import RefPool, biases_before_instancenorm, copy_in_order, ref_generator, ref_patchgan, reference_cyclegan_step
 
 from combogan.config import LossConfig
@@ -40,7 +41,7 @@ def test_n2_combogan_equals_reference_cyclegan(lambda_identity):
     opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
     pool_A, pool_B = (RefPool(3, t.state.pools[n].generator.get_state()) for n in ("horse", "zebra"))
-    loss = LossConfig(lambda_identity=lambda_identity)
+    loss = dataclasses.replace(PAPER.loss, lambda_identity=lambda_identity)  # the paper's losses, whatever the defaults
 
     g = torch.Generator().manual_seed(1)
     names = {"G_gan/zebra": "G_A", "G_gan/horse": "G_B", "cycle/horse": "cycle_A", "cycle/zebra": "cycle_B", "D/zebra": "D_A", "D/horse": "D_B"}
@@ -126,3 +127,37 @@ def test_recolour_decoders_recolour_the_image_their_latent_came_from():
     for k, v in want.items():
         assert got[k].item() == pytest.approx(v.item(), rel=1e-5), k
     assert not torch.equal(colour, m.decoders["b"].colour.weight)  # the colour map learns
+
+
+@pytest.mark.parametrize("output", ["image", "recolour"])
+def test_cycle_forward_grad_scales_only_the_cycles_gradient_into_the_translation(output):
+    """loss.cycle_forward_grad: the cycle a -> b -> a keeps its value; the translation's networks
+    (enc_a, dec_b) get that share of its gradient, the way back's (enc_b, dec_a) all of it."""
+    from combogan.training.step import direction
+
+    t = Trainee(("a", "b"), model=tiny_model(output=output), pool_size=0)
+    m = t.model
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    if output == "recolour":
+        with torch.no_grad():  # a colour map that is not the identity: the source image then matters
+            for name in "ab":
+                m.decoders[name].colour.bias.normal_(0, 0.02, generator=g)
+    forward = [*m.encoders["a"].parameters(), *m.decoders["b"].parameters()]
+    back = [*m.encoders["b"].parameters(), *m.decoders["a"].parameters()]
+
+    def cycle_grads(share):
+        terms, _ = direction(m, "a", "b", x, LossConfig(cycle_forward_grad=share))
+        grads = torch.autograd.grad(terms["cycle/a"], forward + back, allow_unused=True)
+        flat = [torch.zeros_like(p) if gr is None else gr for p, gr in zip(forward + back, grads)]
+        return terms["cycle/a"].detach(), flat[:len(forward)], flat[len(forward):]
+
+    value, fwd_full, back_full = cycle_grads(1.0)
+    assert sum(gr.abs().sum() for gr in fwd_full) > 0
+    for share in (0.5, 0.0):
+        v, fwd, bk = cycle_grads(share)
+        assert torch.equal(v, value)
+        for got, full in zip(fwd, fwd_full):
+            torch.testing.assert_close(got, share * full, rtol=1e-4, atol=1e-9)
+        for got, full in zip(bk, back_full):
+            torch.testing.assert_close(got, full, rtol=1e-4, atol=1e-9)
