@@ -161,3 +161,12 @@ def test_cycle_forward_grad_scales_only_the_cycles_gradient_into_the_translation
             torch.testing.assert_close(got, share * full, rtol=1e-4, atol=1e-9)
         for got, full in zip(bk, back_full):
             torch.testing.assert_close(got, full, rtol=1e-4, atol=1e-9)
+
+
+def test_runs_saved_before_cycle_forward_grad_keep_the_whole_cycle():
+    """A config saved before the option existed reads as 1 (what those runs trained with), while
+    a new run takes the default."""
+    from combogan.config import load, saved
+
+    assert saved({"loss": {"lambda_cycle": 10.0}}, "old").loss.cycle_forward_grad == 1.0
+    assert load(None).loss.cycle_forward_grad == 0.0
