@@ -114,18 +114,14 @@ class TrainState:
         local = getattr(critic, "local", None)
         if local is None or cfg.local_critic_lr_factor == cfg.critic_lr_factor:
             return [(list(critic.parameters()), cfg.critic_lr_factor)]
-        mine = {id(p) for p in local.parameters()}
-        return [([p for p in critic.parameters() if id(p) not in mine], cfg.critic_lr_factor),
-                (list(local.parameters()), cfg.local_critic_lr_factor)]
+        return [(list(critic.patch.parameters()), cfg.critic_lr_factor), (list(local.parameters()), cfg.local_critic_lr_factor)]
 
     def set_lr(self, lr: float, names: Iterable[str] | None = None) -> None:
         """The generators' learning rate; each critic group gets it x its factor (_critic_parts)."""
         names = self.model.names if names is None else names
-        # A critic's groups are _critic_parts' order: the PatchGAN, then (if apart) the local critic.
-        # Derived here, not stored in the groups: loading optimizer state replaces the group dicts.
-        critic_factors = (self.cfg.critic_lr_factor, self.cfg.local_critic_lr_factor)
+        # The factors are derived, not stored in the groups: loading optimizer state replaces the group dicts.
         jobs = [(opt, (1.0,)) for opt in self.optimizers(names, "generator")]
-        jobs += [(opt, critic_factors[:len(opt.param_groups)]) for opt in self.optimizers(names, "critic")]
+        jobs += [(self.critic_opt[n], [f for _, f in self._critic_parts(n)]) for n in names if n in self.critic_opt]
         for opt, factors in jobs:
             for group, factor in zip(opt.param_groups, factors, strict=True):
                 value = lr * factor
