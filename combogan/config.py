@@ -35,8 +35,10 @@ class ModelConfig:
     # A second, shallower PatchGAN beside it, on the same images, with this many layers (1: 16x16
     # patches, 2: 34x34; 0: none, the paper). The deep critic judges layout; the shallow one
     # judges texture at the scale of a tree, which the 70 px patches weigh too little. The two
-    # critics' GAN losses are averaged (numbers: docs/BENCHMARKS.md).
-    n_layers_d_local: int = 0
+    # critics' GAN losses are averaged. 1, the default, measured better (docs/BENCHMARKS.md "A
+    # local critic beside the PatchGAN"). PatchGAN critics only: choosing model.discriminator=
+    # two_view without naming this key turns it off (the two-view critic has its own scales).
+    n_layers_d_local: int = 1
     norm: str = "instance"  # instance | batch
     dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
     # relu (the paper) | prelu (the official ComboGAN code's generators; the default: measured
@@ -222,6 +224,11 @@ def apply(cfg: Config, updates: dict[str, Any], source: str = "config") -> Confi
             if key not in hints:
                 raise UsageError(f"{source}: unknown key '{dotted}'{_suggest(dotted, all_keys(cfg))}")
             setattr(section, key, _coerce(dotted, value, hints[key]))
+    model = updates.get("model") or {}
+    if cfg.model.discriminator == "two_view" and "discriminator" in model and "n_layers_d_local" not in model:
+        # The local critic is a default of the PatchGAN critic, not a choice the user made: asking
+        # for the two-view critic should not also require turning it off by hand.
+        cfg.model.n_layers_d_local = 0
     validate(cfg)
     return cfg
 

@@ -105,7 +105,9 @@ def network_outputs(model: ComboGAN, size: int = 32) -> dict[str, torch.Tensor]:
         z = model.encoders[a](x)
         for b in model.names:
             out[f"{a}->{b}"] = model.decoders[b](z)
-        out[f"D/{a}"] = model.discriminators[a](x)
+        maps = model.discriminators[a](x)  # a map, or several: by name (local critic) or per scale (two-view)
+        named = maps.items() if isinstance(maps, dict) else enumerate(maps) if isinstance(maps, list) else [("", maps)]
+        out.update({f"D/{a}" + (f"/{k}" if k != "" else ""): m for k, m in named})
     return out
 
 

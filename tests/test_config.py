@@ -42,10 +42,19 @@ def test_crop_must_fit_the_downsampling():
         load(None, ["data.crop_size=36", "data.load_size=40", "model.n_downsampling=3"])
 
 
-def test_a_local_critic_needs_the_patchgan_and_fits_the_crop():
+def test_a_local_critic_needs_the_patchgan_and_fits_the_crop(tmp_path):
     assert load(None, ["model.n_layers_d_local=2"]).model.n_layers_d_local == 2
     with pytest.raises(UsageError, match="n_layers_d_local needs model.discriminator=patchgan"):
         load(None, ["model.n_layers_d_local=1", "model.discriminator=two_view"])
+    # The default local critic goes with the default critic: naming the two-view one drops it,
+    # from a file or --set, and a later --set can't bring it back silently.
+    assert load(None, ["model.discriminator=two_view"]).model.n_layers_d_local == 0
+    yaml_two_view = tmp_path / "tv.yaml"
+    yaml_two_view.write_text("model:\n  discriminator: two_view\n")
+    assert load(yaml_two_view, ["model.ngf=8"]).model.n_layers_d_local == 0
+    with pytest.raises(UsageError, match="n_layers_d_local needs model.discriminator=patchgan"):
+        load(yaml_two_view, ["model.n_layers_d_local=1"])
+    assert load(None, ["model.discriminator=patchgan"]).model.n_layers_d_local == 1
     with pytest.raises(UsageError, match="too small for a 5-layer PatchGAN"):
         load(None, ["model.n_layers_d_local=5", "data.crop_size=64", "data.load_size=72"])
 

@@ -147,7 +147,9 @@ def cyclegan(names: list[str], g_ab: Path, g_ba: Path, d_a: Path | None = None, 
         raise UserError("the two discriminator files are different architectures")
     if d_arch and d_arch["norm"] != arch_ab["norm"]:
         raise UserError(f"the generators use {arch_ab['norm']} norm but the discriminators {d_arch['norm']} norm")
-    arch = ModelConfig(**{**arch_ab, **{k: v for k, v in d_arch.items() if k != "norm"}})
+    # Official critics are single PatchGANs; fresh ones (no D files) are combogan's default critic.
+    local = {"n_layers_d_local": 0} if critics else {}
+    arch = ModelConfig(**{**arch_ab, **{k: v for k, v in d_arch.items() if k != "norm"}, **local})
     files = {a: {"encoder": str(g_ab), "decoder": str(g_ba)}, b: {"encoder": str(g_ba), "decoder": str(g_ab)}}
     parts = {a: {"encoder": _fit(Encoder(arch), enc_a, g_ab, "ResNet generator half"), "decoder": _fit(Decoder(arch), dec_a, g_ba, "ResNet generator half")},
              b: {"encoder": _fit(Encoder(arch), enc_b, g_ba, "ResNet generator half"), "decoder": _fit(Decoder(arch), dec_b, g_ab, "ResNet generator half")}}
@@ -220,11 +222,13 @@ def combogan_dir(folder: Path, names: list[str], epoch: str) -> Imported:
     if len({tuple(sorted(c[0].items())) for c in critics}) > 1:
         raise UserError(f"{folder}: the critic files are different architectures")
     # Without D files there is nothing official to keep: fresh critics are combogan's default
-    # 70x70 PatchGAN, which measured far better than the two-view critic (docs/BENCHMARKS.md).
+    # 70x70 PatchGAN (with its local critic), which measured far better than the two-view critic
+    # (docs/BENCHMARKS.md).
     d_arch = critics[0][0] if critics else {"ndf": 64, "n_layers_d": 3, "norm": total["norm"]}
     if d_arch["norm"] != total["norm"]:
         raise UserError(f"the generators use {total['norm']} norm but the critics {d_arch['norm']} norm")
-    arch = ModelConfig(**total, ndf=d_arch["ndf"], n_layers_d=d_arch["n_layers_d"], discriminator="two_view" if critics else "patchgan")
+    critic = {"discriminator": "two_view", "n_layers_d_local": 0} if critics else {"discriminator": "patchgan"}
+    arch = ModelConfig(**total, ndf=d_arch["ndf"], n_layers_d=d_arch["n_layers_d"], **critic)
     parts = {name: {"encoder": _fit(Encoder(arch), encs[i][1], files[i], "ComboGAN encoder"),
                     "decoder": _fit(Decoder(arch), decs[i][1], files[n + i], "ComboGAN decoder")} for i, name in enumerate(names)}
     sources = {name: {"encoder": str(files[i]), "decoder": str(files[n + i])} for i, name in enumerate(names)}

@@ -15,7 +15,7 @@ from reference_cyclegan import RefPool, ref_generator, ref_patchgan, reference_c
 
 from combogan.apps.translator import Translator
 from combogan.cli import main
-from combogan.config import load
+from combogan.config import ModelConfig, load
 from combogan.runs import checkpoint
 from combogan.training.state import TrainState
 from combogan.training.step import Step
@@ -56,6 +56,7 @@ def test_cyclegan_import_reproduces_the_official_outputs(horse_zebra, capsys):
         torch.testing.assert_close(tr.model.discriminators["zebra"](x_b), torch.from_numpy(e["D_A_x_b"]), rtol=0, atol=1e-5)
         torch.testing.assert_close(tr.model.discriminators["horse"](x_a), torch.from_numpy(e["D_B_x_a"]), rtol=0, atol=1e-5)
     assert tr.model.arch.ngf == 8 and tr.model.arch.n_blocks == 6 and tr.model.arch.ndf == 8
+    assert tr.model.arch.n_layers_d_local == 0  # the official critic alone, whatever combogan's default
     code, out, _ = _cli(capsys, "info", horse_zebra)
     assert code == 0 and "imported from: official CycleGAN, epoch latest" in out and "latest_net_G_A.pth" in out
     assert "fresh Adam states" in out
@@ -71,6 +72,7 @@ def test_zoo_style_single_direction_files_and_the_legacy_file(tmp_path, capsys):
     tr = Translator(tmp_path / "zoo", device="cpu")
     torch.testing.assert_close(tr.translate(torch.from_numpy(e["x_a"]), "horse", "zebra"), torch.from_numpy(e["G_A_x_a"]), rtol=0, atol=1e-5)
     assert json.loads((tmp_path / "zoo" / "manifest.json").read_text())["imported"]["fresh_critics"] == ["horse", "zebra"]
+    assert tr.model.arch.n_layers_d_local == ModelConfig().n_layers_d_local  # fresh critics are the default's
 
 
 def test_combogan_import_reproduces_every_encoder_decoder_pair(tmp_path, capsys):
@@ -86,7 +88,7 @@ def test_combogan_import_reproduces_every_encoder_decoder_pair(tmp_path, capsys)
             got = tr.model.decode(tr.model.encode(x, a), b)
         torch.testing.assert_close(got, torch.from_numpy(e[f"out_{i}_{j}"]), rtol=0, atol=1e-5, msg=lambda m, i=i, j=j: f"{i}->{j}: {m}")
     # The official critics come along, as two-view critics computing the official function.
-    assert (tr.model.arch.discriminator, tr.model.arch.ndf, tr.model.arch.n_layers_d) == ("two_view", 8, 4)
+    assert (tr.model.arch.discriminator, tr.model.arch.ndf, tr.model.arch.n_layers_d, tr.model.arch.n_layers_d_local) == ("two_view", 8, 4, 0)
     assert "critics: the official two-view critics" in out
     for i, name in enumerate(names):
         official = checkpoint.safe_load(COMBO / f"1_net_D{i}.pth")
@@ -102,7 +104,7 @@ def test_combogan_import_reproduces_every_encoder_decoder_pair(tmp_path, capsys)
     code, out, err = _cli(capsys, "import", "combogan", gens, "--epoch", "1", "--names", ",".join(names), "--run", tmp_path / "g")
     assert code == 0 and "fresh PatchGAN critics" in out, err
     arch = Translator(tmp_path / "g", device="cpu").model.arch
-    assert (arch.discriminator, arch.ndf, arch.n_layers_d) == ("patchgan", 64, 3)
+    assert (arch.discriminator, arch.ndf, arch.n_layers_d, arch.n_layers_d_local) == ("patchgan", 64, 3, ModelConfig().n_layers_d_local)
 
 
 def test_continued_training_of_an_imported_pair_is_the_official_step(horse_zebra):

@@ -1,3 +1,5 @@
+import dataclasses
+
 import torch
 from conftest import PAPER
 from reference_combogan import official_two_view_reference
@@ -28,7 +30,10 @@ def test_shapes():
     assert z.shape == (2, 32, 8, 12)  # 4*ngf channels at 1/4 resolution
     y = Decoder(cfg)(z)
     assert y.shape == x.shape and y.abs().max() <= 1.0  # tanh range
-    assert Discriminator(cfg)(torch.randn(1, 3, 256, 256)).shape == (1, 1, 30, 30)  # 70x70 PatchGAN map
+    maps = Discriminator(cfg)(torch.randn(1, 3, 256, 256))
+    assert maps["patch"].shape == (1, 1, 30, 30)  # 70x70 PatchGAN map
+    assert maps["local"].shape == (1, 1, 126, 126)  # the default local critic's 16x16 patches
+    assert Discriminator(dataclasses.replace(cfg, n_layers_d_local=0))(torch.randn(1, 3, 256, 256)).shape == (1, 1, 30, 30)
 
 
 def test_downsampling_stages():
@@ -123,7 +128,7 @@ def test_spectral_norm_bounds_every_critic_convolution_and_round_trips():
 
 def _maps(model: ComboGAN, x: torch.Tensor) -> list[torch.Tensor]:
     out = model.discriminators["a"](x)
-    return out if isinstance(out, list) else [out]
+    return list(out.values()) if isinstance(out, dict) else out if isinstance(out, list) else [out]
 
 
 def test_a_recolour_decoder_maps_its_source_colours_and_adds_what_it_draws():
