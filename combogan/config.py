@@ -55,7 +55,10 @@ class ModelConfig:
     # output directly instead of being re-drawn from the latent (crisp ridges and outlines). It
     # needs a strong adversarial push (or copying the source wins) and small networks: it pays in
     # configs/demo.yaml, loses at the quality benchmark's size, and copies under the defaults'
-    # LSGAN and cycle 10 (numbers: docs/BENCHMARKS.md). Not the default.
+    # LSGAN and cycle 10 (numbers: docs/BENCHMARKS.md). Not the default. 'recolour_mask': a
+    # per-pixel mask m (one more drawn channel) blends a drawn image with the recoloured source,
+    # m·tanh(d) + (1 - m)·tanh(A·atanh(source) + b), so what changes shape (trees) is drawn in its
+    # own colours instead of as a correction to the colour map: configs/demo.yaml's.
     output: str = "image"
     # The critic: 'patchgan' (CycleGAN's 70x70 PatchGAN, the paper) or 'two_view' (the official
     # ComboGAN code's: luminance and blurred RGB views, PReLU, a prediction at every scale).
@@ -286,7 +289,7 @@ def policy(text: str) -> tuple[str, ...]:
 
 
 UPSAMPLE = ("transpose", "transpose4", "nearest", "bilinear")
-OUTPUT = ("image", "recolour")
+OUTPUT = ("image", "recolour", "recolour_mask")
 # What a key meant before it existed: a config or checkpoint written before a key was added
 # (and so without it) is read with these values, never with a newer default, so old runs load
 # and resume unchanged whatever the defaults become.

@@ -74,8 +74,8 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
     arch = model.arch
     image = torch.zeros(1, 3, 64, 64, dtype=dtype)
     latent = model.encoders[names[0]](image)
-    # model.output 'recolour' decoders also read the (padded) source image the latent came from
-    decoder_inputs = {"latent": latent, "source": image} if arch.output == "recolour" else {"latent": latent}
+    # model.output 'recolour' and 'recolour_mask' decoders also read the (padded) source image the latent came from
+    decoder_inputs = {"latent": latent, "source": image} if arch.output != "image" else {"latent": latent}
     files = {}
     ext = FORMATS[fmt]
     with torch.no_grad():

@@ -90,8 +90,11 @@ class Decoder(nn.Module):
                                    for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
         for mult in (2**i for i in range(cfg.n_downsampling, 0, -1)):
             layers += [upsample(cfg.upsample, ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
-        self.recolour = cfg.output == "recolour"
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7)] + ([] if self.recolour else [nn.Tanh()])
+        self.recolour = cfg.output in ("recolour", "recolour_mask")
+        self.masked = cfg.output == "recolour_mask"
+        # 'recolour_mask' draws one more channel: the mask's logit (CycleGAN's init: zero bias, so a
+        # fresh mask is about one half everywhere).
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels + int(self.masked), 7)] + ([] if self.recolour else [nn.Tanh()])
         self.net = nn.Sequential(*layers)
         # model.output 'recolour': a 3x4 colour map per image from the latent's mean. Zero-initialised,
         # so a fresh decoder returns its source image plus what its last conv draws. nn.Identity
@@ -110,8 +113,15 @@ class Decoder(nn.Module):
         if not self.recolour:
             return drawn
         if source is None:
-            raise ValueError("a model.output='recolour' decoder needs the source image")
-        return recolour(source, self.colour_gain * self.colour(z.mean((2, 3))), drawn)
+            raise ValueError(f"a model.output='{'recolour_mask' if self.masked else 'recolour'}' decoder needs the source image")
+        colour = self.colour_gain * self.colour(z.mean((2, 3)))
+        if not self.masked:
+            return recolour(source, colour, drawn)
+        # Where the mask is on, the drawn image; elsewhere the recoloured source alone. A tree can
+        # then be painted in its own colours, instead of as a correction to a colour map made
+        # for the snow around it (which left pink tints where the two did not cancel).
+        mask = torch.sigmoid(drawn[:, -1:])
+        return mask * torch.tanh(drawn[:, :-1]) + (1 - mask) * torch.tanh(colour_map(source, colour))
 
 
 # Adam moves each weight by at most ~lr per step. A colour map needs changes of order 1 (blue sky
@@ -120,15 +130,20 @@ class Decoder(nn.Module):
 COLOUR_GAIN = 20.0
 
 
-def recolour(source: torch.Tensor, colour: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
-    """tanh(A·atanh(source) + b + drawn), with [A - I | b] = colour.view(B, C, 4). atanh undoes
+def colour_map(source: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """A·atanh(source) + b, with [A - I | b] = colour.view(B, C, 4), before the tanh. atanh undoes
     the tanh range so the map acts on unbounded values; the clamp keeps it finite at ±1. (atanh
     written out: the ONNX exporter has no aten::atanh.)"""
     m = colour.view(colour.shape[0], -1, 4)
     eye = torch.eye(m.shape[1], 3, dtype=m.dtype, device=m.device)
     s = source.clamp(-0.995, 0.995)
     mapped = torch.einsum("bij,bjhw->bihw", m[:, :, :3] + eye, 0.5 * torch.log((1 + s) / (1 - s)))
-    return torch.tanh(mapped + m[:, :, 3, None, None] + drawn)
+    return mapped + m[:, :, 3, None, None]
+
+
+def recolour(source: torch.Tensor, colour: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+    """tanh(A·atanh(source) + b + drawn): model.output 'recolour'."""
+    return torch.tanh(colour_map(source, colour) + drawn)
 
 
 def Discriminator(cfg: ModelConfig, in_channels: int = 3) -> nn.Module:

@@ -127,20 +127,21 @@ def test_export_errors_are_one_line(trained_run, tmp_path, capsys, monkeypatch):
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
 
 
-def test_recolour_decoders_export_with_their_source_input(seasons, tmp_path, capsys):
-    """model.output 'recolour': each decoder graph reads (latent, source); ONNX, TorchScript and the
-    standalone example translate as combogan does."""
+@pytest.mark.parametrize("output", ["recolour", "recolour_mask"])
+def test_recolour_decoders_export_with_their_source_input(seasons, tmp_path, capsys, output):
+    """model.output 'recolour' and 'recolour_mask': each decoder graph reads (latent, source); ONNX,
+    TorchScript and the standalone example translate as combogan does."""
     from conftest import tiny_config
 
     from combogan.training.loop import train
 
     run = tmp_path / "run"
-    train(seasons, tiny_config("model.output=recolour"), run=run, device="cpu", max_iters=4, quiet=True)
+    train(seasons, tiny_config(f"model.output={output}"), run=run, device="cpu", max_iters=4, quiet=True)
     model = Translator(run, device="cpu").model
     assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "onnx", "--domains", "summer,winter", "-q")[0] == 0
     assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "ts", "--format", "torchscript", "--domains", "summer,winter", "-q")[0] == 0
     info = json.loads((tmp_path / "onnx" / "model.json").read_text())
-    assert info["architecture"]["output"] == "recolour" and "decoder(latent, source)" in info["usage"]
+    assert info["architecture"]["output"] == output and "decoder(latent, source)" in info["usage"]
     x = torch.rand(2, 3, 28, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1
     want = model.translate(x, "summer", "winter")
     latent = _session(tmp_path / "onnx" / "summer.encoder.onnx").run(None, {"image": x.numpy()})[0]

@@ -109,10 +109,11 @@ def test_vanilla_gan_mode_runs():
     assert torch.isfinite(out["G_total"])
 
 
-def test_recolour_decoders_recolour_the_image_their_latent_came_from():
-    """model.output 'recolour': the translation recolours the real image, the cycle's way back
-    the fake, the identity term the real image it maps into its own domain."""
-    t = Trainee(("a", "b"), model=tiny_model(output="recolour"), pool_size=0)
+@pytest.mark.parametrize("output", ["recolour", "recolour_mask"])
+def test_recolour_decoders_recolour_the_image_their_latent_came_from(output):
+    """model.output 'recolour' (and 'recolour_mask'): the translation recolours the real image,
+    the cycle's way back the fake, the identity term the real image it maps into its own domain."""
+    t = Trainee(("a", "b"), model=tiny_model(output=output), pool_size=0)
     m = t.model
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1, torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
@@ -129,7 +130,7 @@ def test_recolour_decoders_recolour_the_image_their_latent_came_from():
     assert not torch.equal(colour, m.decoders["b"].colour.weight)  # the colour map learns
 
 
-@pytest.mark.parametrize("output", ["image", "recolour"])
+@pytest.mark.parametrize("output", ["image", "recolour", "recolour_mask"])
 def test_cycle_forward_grad_scales_only_the_cycles_gradient_into_the_translation(output):
     """loss.cycle_forward_grad: the cycle a -> b -> a keeps its value; the translation's networks
     (enc_a, dec_b) get that share of its gradient, the way back's (enc_b, dec_a) all of it."""
@@ -139,7 +140,7 @@ def test_cycle_forward_grad_scales_only_the_cycles_gradient_into_the_translation
     m = t.model
     g = torch.Generator().manual_seed(2)
     x = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
-    if output == "recolour":
+    if output != "image":
         with torch.no_grad():  # a colour map that is not the identity: the source image then matters
             for name in "ab":
                 m.decoders[name].colour.bias.normal_(0, 0.02, generator=g)
