@@ -46,7 +46,7 @@ def main() -> None:
     encoder = ort.InferenceSession(str(folder / info["files"][args.source]["encoder"]), providers=["CPUExecutionProvider"])
     decoder = ort.InferenceSession(str(folder / info["files"][args.target]["decoder"]), providers=["CPUExecutionProvider"])
     latent = encoder.run(None, {"image": x})[0]
-    # a model.output 'recolour' decoder also reads the padded source image
+    # a model.output 'recolour' or 'recolour_mask' decoder also reads the padded source image
     feeds = {"latent": latent, "source": x} if len(decoder.get_inputs()) == 2 else {"latent": latent}
     y = decoder.run(None, feeds)[0][0, :, :h, :w].astype(np.float32)
     pixels = np.round((np.clip(y, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)

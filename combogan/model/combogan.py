@@ -104,7 +104,7 @@ class ComboGAN(nn.Module):
         return self.encoders[self.require(domain)](x)
 
     def decode(self, z: torch.Tensor, domain: str, source: torch.Tensor | None = None) -> torch.Tensor:
-        """source: the image z was encoded from (model.output 'recolour' decoders recolour it)."""
+        """source: the image z was encoded from (model.output 'recolour' and 'recolour_mask' decoders recolour it)."""
         return self.decoders[self.require(domain)](z, source)
 
     @torch.no_grad()

@@ -9,7 +9,7 @@ Read beside the paper. For the sampled ordered pair (A, B) and batches a ~ A, b 
 enc_A and dec_B, likewise fake_a; 1, the paper's, passes all of it.)
 
 (Each decoder is also handed the image its latent came from, dec_B(enc_A(a), a): with
-model.output 'recolour' it recolours that image; with 'image', the paper's, it ignores it.)
+model.output 'recolour' or 'recolour_mask' it recolours that image; with 'image', the paper's, it ignores it.)
 
     L_G = GAN(D_B(fake_b), real) + GAN(D_A(fake_a), real)
         + lambda_cyc * (|rec_a - a|_1 + |rec_b - b|_1)
