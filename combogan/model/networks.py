@@ -90,6 +90,7 @@ class Decoder(nn.Module):
                                    for _ in range(cfg.n_blocks - cfg.n_blocks // 2)]
         for mult in (2**i for i in range(cfg.n_downsampling, 0, -1)):
             layers += [upsample(cfg.upsample, ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
+        self.output = cfg.output
         self.recolour = cfg.output in ("recolour", "recolour_mask")
         self.masked = cfg.output == "recolour_mask"
         # 'recolour_mask' draws one more channel: the mask's logit (CycleGAN's init: zero bias, so a
@@ -113,10 +114,10 @@ class Decoder(nn.Module):
         if not self.recolour:
             return drawn
         if source is None:
-            raise ValueError(f"a model.output='{'recolour_mask' if self.masked else 'recolour'}' decoder needs the source image")
+            raise ValueError(f"a model.output='{self.output}' decoder needs the source image")
         colour = self.colour_gain * self.colour(z.mean((2, 3)))
         if not self.masked:
-            return recolour(source, colour, drawn)
+            return torch.tanh(colour_map(source, colour) + drawn)
         # Where the mask is on, the drawn image; elsewhere the recoloured source alone. A tree can
         # then be painted in its own colours, instead of as a correction to a colour map made
         # for the snow around it (which left pink tints where the two did not cancel).
@@ -131,7 +132,8 @@ COLOUR_GAIN = 20.0
 
 
 def colour_map(source: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
-    """A·atanh(source) + b, with [A - I | b] = colour.view(B, C, 4), before the tanh. atanh undoes
+    """A·atanh(source) + b, with [A - I | b] = colour.view(B, C, 4), before the tanh (model.output
+    'recolour' adds what the decoder draws to it; 'recolour_mask' does not). atanh undoes
     the tanh range so the map acts on unbounded values; the clamp keeps it finite at ±1. (atanh
     written out: the ONNX exporter has no aten::atanh.)"""
     m = colour.view(colour.shape[0], -1, 4)
@@ -139,11 +141,6 @@ def colour_map(source: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
     s = source.clamp(-0.995, 0.995)
     mapped = torch.einsum("bij,bjhw->bihw", m[:, :, :3] + eye, 0.5 * torch.log((1 + s) / (1 - s)))
     return mapped + m[:, :, 3, None, None]
-
-
-def recolour(source: torch.Tensor, colour: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
-    """tanh(A·atanh(source) + b + drawn): model.output 'recolour'."""
-    return torch.tanh(colour_map(source, colour) + drawn)
 
 
 def Discriminator(cfg: ModelConfig, in_channels: int = 3) -> nn.Module:
