@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO   ?= demo
+# The demo's run lives under runs/, where commands without --run look: `combogan translate
+# --from summer --to winter photo.jpg --out winter/` works right after `make demo`.
+RUN    ?= runs/demo
 
 .PHONY: demo test lint venv clean
 
@@ -24,19 +27,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.base
-	rm -rf $(DEMO)
+	rm -rf $(DEMO) $(RUN)
 	$(BIN)/combogan data synth alps_seasons $(DEMO)/data --size 72 --train 150 --test 8 -q
-	$(BIN)/combogan train --domains $(DEMO)/data --run $(DEMO)/run --config configs/demo.yaml
-	$(BIN)/combogan translate --run $(DEMO)/run --from summer --to winter $(DEMO)/data/test/summer \
+	$(BIN)/combogan train --domains $(DEMO)/data --run $(RUN) --config configs/demo.yaml
+	$(BIN)/combogan translate --run $(RUN) --from summer --to winter $(DEMO)/data/test/summer \
 		--out $(DEMO)/winter --grid $(DEMO)/summer_to_winter.png --flip-average -q
 	$(BIN)/python tools/demo_report.py $(DEMO)
-	@echo "grid: $(DEMO)/summer_to_winter.png (rows: summer input | winter output); run: $(DEMO)/run"
+	@echo "grid: $(DEMO)/summer_to_winter.png (rows: summer input | winter output); run: $(RUN)"
 
 lint: venv
 	$(BIN)/ruff check combogan tools tests domains
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) $(DEMO) *.egg-info
+	rm -rf $(VENV) $(DEMO) $(RUN) *.egg-info

@@ -5,10 +5,11 @@
     train("data/alps", cfg, run="runs/alps")
     winter = Translator("runs/alps").translate(pil_image, "summer", "winter")
 
-Layout: combogan.model (networks, losses, the ComboGAN model object), combogan.training (the step,
-training state, schedule, loop, add-domain), combogan.accel (speed plans that wrap the step),
-combogan.data (images, loader, layouts, check, fetch), combogan.runs (run directory,
-checkpoints), combogan.apps (translate, evaluate, info), combogan.cli.
+Layers, each importing only those below it: combogan.data (images, layouts, batches) ->
+combogan.model (networks, losses, the ComboGAN model object) -> combogan.runs (run directory,
+checkpoints) -> combogan.training (the step, training state, session, loop) -> combogan.accel
+(speed plans that wrap the step) -> combogan.apps (train, translate, evaluate, export, serve,
+import) -> combogan.cli.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Imported on first use, so `combogan --help` does not pay for importing torch.
 _LAZY = {
     "Config": "config", "load_config": ("config", "load"), "UserError": "errors", "ComboGAN": "model.combogan",
-    "TrainState": "training.state", "Step": "training.step", "TrainResult": "training.loop", "train": "training.loop",
+    "TrainState": "training.state", "Step": "training.step", "TrainResult": "training.session", "train": "apps.train",
     "Translator": "apps.translator",
 }
 __all__ = sorted(_LAZY)

@@ -67,10 +67,10 @@ def cli() -> None:
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--seed", type=int, help="Shortcut for --set train.seed=N.")
 @click.option("--resume", is_flag=True, help="Continue the run from its latest complete checkpoint (with its own config.yaml unless --config).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; only the final summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr; only the final summary.")
 def train(domains_dir, config_file, overrides, run, max_iters, device, seed, resume, quiet) -> None:
     """Train a ComboGAN run on every domain of a dataset folder."""
-    from .training.loop import train as train_run
+    from .apps.train import train as train_run
 
     overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
     base = None
@@ -89,6 +89,18 @@ def train(domains_dir, config_file, overrides, run, max_iters, device, seed, res
         _say(f"trained to step {result.step}/{result.total_iters}; run saved in {result.run}")
 
 
+SCALE_HELP = ("Translate with the shorter side at N [default: the run's data.load_size, the scale it was trained at]; "
+              "outputs come back at the input's size.")
+NATIVE_HELP = "Translate at each input's own resolution instead of the training scale."
+
+
+def _scale(load_size, native_size) -> int | None:
+    """--load-size / --native-size as the shorter side to translate at (0: native; None: the run's)."""
+    if load_size and native_size:
+        raise click.UsageError("--load-size and --native-size are alternatives; give one")
+    return 0 if native_size else load_size
+
+
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
@@ -97,21 +109,25 @@ def train(domains_dir, config_file, overrides, run, max_iters, device, seed, res
 @click.option("--out", required=True, type=click.Path(), help="Output folder (one subfolder per target when several).")
 @click.option("--grid", type=click.Path(dir_okay=False), help="Also save a PNG grid: input | each target.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--load-size", type=click.IntRange(min=8), help="Translate at the training scale: shorter side resized to N, outputs resized back to the input size.")
+@click.option("--load-size", type=click.IntRange(min=8), help=SCALE_HELP)
+@click.option("--native-size", is_flag=True, help=NATIVE_HELP)
 @click.option("--max-side", default=2048, show_default=True, type=click.IntRange(min=0),
-              help="Inputs with a longer side are translated at this size and resized back (bounds memory; 0: no cap).")
+              help="Translate at most this longer side; larger working sizes are scaled down and the outputs resized back "
+                   "(bounds memory; 0: no cap).")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Allow writing into a folder that holds the inputs.")
 @click.option("--flip-average", is_flag=True, help=FLIP_HELP)
-@click.option("-q", "--quiet", is_flag=True)
-def translate(inputs, run, source, targets, out, grid, batch_size, load_size, max_side, device, overwrite, flip_average, quiet) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
+def translate(inputs, run, source, targets, out, grid, batch_size, load_size, native_size, max_side, device, overwrite, flip_average, quiet) -> None:
     """Translate images (files, folders or globs) from one domain to others."""
     from .apps.translate import translate_files
     from .apps.translator import Translator
 
+    scale = _scale(load_size, native_size)
     translator = Translator(run, device=device, announce=not quiet, flip_average=flip_average)
+    shorter = translator.config.data.load_size if scale is None else scale or None
     report = translate_files(translator, list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None,
-                             overwrite, progress=not quiet, load_size=load_size, max_side=max_side)
+                             overwrite, progress=not quiet, load_size=shorter, max_side=max_side)
     click.echo(f"translated {report.written} image(s) from {source} -> {out}" + (f"; grid: {report.grid}" if report.grid else ""))
     if report.skipped:
         click.echo(f"warning: skipped {len(report.skipped)} file(s) (see the warnings above)", err=True)
@@ -125,10 +141,11 @@ def translate(inputs, run, source, targets, out, grid, batch_size, load_size, ma
 @click.option("--max-iters", type=int, help="Stop at this iteration of the add-domain schedule.")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an unfinished add-domain.")
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr; only the final summary.")
 def add_domain(run, domains, config_file, overrides, existing_data, max_iters, device, resume, quiet) -> None:
     """Add new domains to a trained run, keeping the existing ones frozen."""
-    from .training.adddomain import add_domains, parse_domain_args
+    from .apps.train import add_domains
+    from .training.adddomain import parse_domain_args
 
     result = add_domains(run, parse_domain_args(list(domains)), config_file, list(overrides), existing_data, device, max_iters, resume, quiet)
     names = ", ".join(parse_domain_args(list(domains)))
@@ -150,7 +167,7 @@ def add_domain(run, domains, config_file, overrides, existing_data, max_iters, d
 @click.option("--max-images", type=click.IntRange(min=1), help="At most this many images per domain.")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--flip-average", is_flag=True, help=FLIP_HELP)
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
 def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_images, device, flip_average, quiet) -> None:
     """Score every domain pair: L1/PSNR/SSIM vs ground truth and baselines, cycle L1, FID/KID."""
     from .apps.evaluate import evaluate
@@ -170,13 +187,14 @@ def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_
 @click.argument("run", required=False, type=click.Path())
 @click.option("--run", "--run-dir", "run_option", type=click.Path(), help="Run directory (or give it as the argument) [default: most recently updated under runs/].")
 @click.option("--json", "as_json", is_flag=True, help="Print the info as JSON.")
-def info(run, run_option, as_json) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (which run was picked).")
+def info(run, run_option, as_json, quiet) -> None:
     """Show a run: domains, step/epoch, parameter counts, config."""
     from .apps.runinfo import run_info
 
     if run and run_option and Path(run) != Path(run_option):
         raise click.UsageError(f"two runs given: {run} and --run {run_option}")
-    data = run_info(run or run_option)
+    data = run_info(run or run_option, announce=not quiet)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -220,7 +238,8 @@ def _names(value: str) -> list[str]:
 @click.option("--epoch", default="latest", show_default=True, help="Which <epoch>_net_G_A.pth in FOLDER.")
 @click.option("--g-ab", type=click.Path(), help="A -> B generator file (e.g. the zoo's horse2zebra.pth), instead of FOLDER.")
 @click.option("--g-ba", type=click.Path(), help="B -> A generator file (e.g. zebra2horse.pth).")
-def import_cyclegan(folder, names, run, epoch, g_ab, g_ba) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No summary line.")
+def import_cyclegan(folder, names, run, epoch, g_ab, g_ba, quiet) -> None:
     """An official CycleGAN model: FOLDER with <epoch>_net_G_A/G_B(/D_A/D_B).pth, or --g-ab/--g-ba."""
     from .apps import importing
 
@@ -233,7 +252,8 @@ def import_cyclegan(folder, names, run, epoch, g_ab, g_ba) -> None:
     else:
         raise click.UsageError("give FOLDER, or both --g-ab and --g-ba")
     out = importing.write_run(got, Path(run))
-    _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; translate with: combogan translate --run {out} ...")
+    if not quiet:
+        _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; translate with: combogan translate --run {out} ...")
 
 
 @import_group.command("combogan")
@@ -241,29 +261,33 @@ def import_cyclegan(folder, names, run, epoch, g_ab, g_ba) -> None:
 @click.option("--names", required=True, help="Domain names in the official order (train0, train1, …).")
 @click.option("--run", "--run-dir", "run", required=True, type=click.Path(), help="The run to create (must not exist).")
 @click.option("--epoch", required=True, help="Which <epoch>_net_G<i>.pth (e.g. 1150 for the released painters model).")
-def import_combogan(folder, names, run, epoch) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No summary line.")
+def import_combogan(folder, names, run, epoch, quiet) -> None:
     """An official ComboGAN model: FOLDER with <epoch>_net_G<i>.pth (encoders, then decoders) and,
     optionally, <epoch>_net_D<i>.pth (the critics)."""
     from .apps import importing
 
     got = importing.combogan_dir(Path(folder), _names(names), epoch)
     out = importing.write_run(got, Path(run))
-    _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; critics: {got.source['critics']}")
+    if not quiet:
+        _say(f"imported {got.source['format']} ({', '.join(got.parts)}) into {out}; critics: {got.source['critics']}")
 
 
 @cli.command("export")
 @click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: most recently updated under runs/].")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for <domain>.encoder/.decoder files and model.json.")
 @click.option("--format", "fmt", default="onnx", show_default=True, type=click.Choice(["onnx", "torchscript"]))
-@click.option("--domains", help="Comma-separated domains to export [default: all].")
+@click.option("--names", help="Comma-separated domains to export [default: all].")
+@click.option("--domains", hidden=True, help="Removed: use --names.")
 @click.option("--fp16", is_flag=True, help="Half-precision weights and inputs (GPU runtimes).")
-@click.option("-q", "--quiet", is_flag=True)
-def export_cmd(run, out, fmt, domains, fp16, quiet) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr.")
+def export_cmd(run, out, fmt, names, domains, fp16, quiet) -> None:
     """Export each domain's encoder and decoder (dynamic batch, height, width)."""
     from .apps.export import export
 
-    names = [d.strip() for d in domains.split(",") if d.strip()] if domains else None
-    folder = export(run, out, fmt, names, fp16, announce=not quiet)
+    if domains is not None:
+        raise click.UsageError("export takes --names A,B for the domains to export (--domains is a dataset folder in train and eval)")
+    folder = export(run, out, fmt, _names(names) if names else None, fp16, announce=not quiet)
     click.echo(f"exported {fmt} graphs and model.json to {folder}")
 
 
@@ -273,13 +297,20 @@ def export_cmd(run, out, fmt, domains, fp16, quiet) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--max-upload-mb", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--max-side", default=1024, show_default=True, type=click.IntRange(min=0), help="Larger images are resized down first (0: never).")
+@click.option("--load-size", type=click.IntRange(min=8), help=SCALE_HELP)
+@click.option("--native-size", is_flag=True, help=NATIVE_HELP)
+@click.option("--max-side", default=1024, show_default=True, type=click.IntRange(min=0),
+              help="Uploads with a longer side are scaled down to it first, and answered at that size: smaller than "
+                   "translate's 2048 because every answer is a PNG sent over HTTP (0: never).")
+@click.option("--max-queue", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Translate requests admitted at once; past it, 503 with Retry-After instead of an unbounded wait.")
 @click.option("--flip-average", is_flag=True, help=FLIP_HELP)
-def serve_cmd(run, host, port, device, max_upload_mb, max_side, flip_average) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No start-up lines and no request log.")
+def serve_cmd(run, host, port, device, max_upload_mb, load_size, native_size, max_side, max_queue, flip_average, quiet) -> None:
     """A local web page that translates an image into every other domain, and its HTTP API."""
     from .apps.serve import serve
 
-    serve(run, host, port, device, max_upload_mb, max_side, flip_average)
+    serve(run, host, port, device, max_upload_mb, max_side, flip_average, _scale(load_size, native_size), quiet, max_queue)
 
 
 @cli.group()
@@ -294,29 +325,29 @@ def data() -> None:
 @click.option("--train", "n_train", default=200, show_default=True, type=click.IntRange(min=1), help="Training images per domain.")
 @click.option("--test", "n_test", default=20, show_default=True, type=click.IntRange(min=0), help="Test scenes (each rendered in every domain).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def data_synth(dataset, out, size, n_train, n_test, seed, quiet) -> None:
     """Generate a synthetic dataset with ground truth (alps_seasons)."""
-    from tqdm import tqdm
-
     from .domains import synthesizer
+    from .progress import Progress
 
     synth = synthesizer(dataset)
     total = (n_train + n_test) * 4
-    with tqdm(total=total, desc=f"synth {dataset}", unit="img", disable=quiet, file=sys.stderr) as bar:
+    with Progress(total, f"synth {dataset}", unit="img", disable=quiet) as bar:
         summary = synth(out, size=size, train=n_train, test=n_test, seed=seed, progress=bar.update)
     click.echo(f"wrote {summary['images']} images of {', '.join(summary['domains'])} to {out}")
 
 
 @data.command("check")
 @click.argument("root", type=click.Path())
-def data_check(root) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only the problems.")
+def data_check(root, quiet) -> None:
     """Show the layout, domains, counts and sizes found in ROOT, and every problem (exit 1 if
     training would fail)."""
     from .data.check import check, format_report
 
     report = check(root)
-    for line in format_report(report):
+    for line in format_report(report, problems_only=quiet):
         click.echo(line)
     if not report.ok:
         raise UserError(f"{root} is not ready to train: {report.errors[0]}")
@@ -327,7 +358,7 @@ def data_check(root) -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--url", help="Download from this URL instead of the official one (a mirror).")
 @click.option("--sha256", help="Expected SHA-256 of the zip.")
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def data_fetch(dataset, out, url, sha256, quiet) -> None:
     """Download an official dataset (resumable), unzip it safely and name its domains."""
     from .data.fetch import fetch

@@ -20,52 +20,31 @@ from .errors import UsageError, UserError
 
 @dataclass
 class ModelConfig:
-    """Architecture. Stored with every checkpoint and re-applied on load."""
+    """Architecture. Stored with every checkpoint and re-applied on load. Why each default
+    differs from the paper: docs/design.md."""
 
     ngf: int = 64  # generator width (c7s1-ngf)
-    ndf: int = 64  # discriminator width (C64 for ndf=64)
+    ndf: int = 64  # critic width (C64 for ndf=64)
     n_blocks: int = 9  # residual blocks, split floor(n/2) encoder / rest decoder
-    # Stride-2 stages on each side of the residual blocks (2: the paper, a latent of 4ngf
-    # channels at 1/4 resolution). 1 (0) keeps 1/2 (full) resolution at 2ngf (ngf) channels for
-    # the same residual-block cost: less to re-create on the way up, so finer structure survives,
-    # at the price of half (a quarter of) the receptive field. 1, the default, measured best
-    # (docs/BENCHMARKS.md "Quality (issue 17)").
+    # Stride-2 stages on each side of the residual blocks (the paper: 2, a latent at 1/4
+    # resolution). 1 keeps the latent at 1/2 resolution, so fine structure survives the trip.
     n_downsampling: int = 1
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
-    # A second, shallower PatchGAN beside it, on the same images, with this many layers (1: 16x16
-    # patches, 2: 34x34; 0: none, the paper). The deep critic judges layout; the shallow one
-    # judges texture at the scale of a tree, which the 70 px patches weigh too little. The two
-    # critics' GAN losses are averaged. 1, the default, measured better (docs/BENCHMARKS.md "A
-    # local critic beside the PatchGAN"). PatchGAN critics only: choosing model.discriminator=
-    # two_view without naming this key turns it off (the two-view critic has its own scales).
+    # A second, shallower PatchGAN beside the main one (1: 16x16 patches; 0: none, the paper):
+    # it judges texture at the scale of a tree. PatchGAN critics only.
     n_layers_d_local: int = 1
-    norm: str = "instance"  # instance | batch
-    dropout: float = 0.0  # dropout inside residual blocks (CycleGAN's --no_dropout is 0)
-    # relu (the paper) | prelu (the official ComboGAN code's generators; the default: measured
-    # better, docs/BENCHMARKS.md "Quality (issue 17)").
-    activation: str = "prelu"
-    # How the decoder doubles resolution: 'transpose' = ConvTranspose2d k3 s2 (CycleGAN, the
-    # paper); 'transpose4' = ConvTranspose2d k4 s2 (the official ComboGAN code); 'nearest' or
-    # 'bilinear' = resize, then a 3x3 convolution (no checkerboard: Odena et al. 2016; nearest,
-    # the default, measured best).
+    norm: str = "instance"  # instance | batch (official checkpoints trained with batch norm)
+    dropout: float = 0.0  # dropout inside residual blocks (official checkpoints trained with it)
+    activation: str = "prelu"  # relu (the paper) | prelu (the official ComboGAN code's)
+    # How the decoder doubles resolution: 'nearest' (resize, then a 3x3 conv: no checkerboard),
+    # 'transpose' (ConvTranspose2d k3 s2: the paper) or 'transpose4' (k4 s2: official ComboGAN
+    # checkpoints).
     upsample: str = "nearest"
-    # What the decoder draws: 'image' (the translated image, through tanh: the paper), or
-    # 'recolour': a 3x4 colour map of the *source* image, predicted per image from the latent,
-    # plus a correction it draws, tanh(A·atanh(source) + b + d). The source's edges then reach the
-    # output directly instead of being re-drawn from the latent (crisp ridges and outlines). It
-    # needs a strong adversarial push (or copying the source wins) and small networks: it pays in
-    # configs/demo.yaml, loses at the quality benchmark's size, and copies under the defaults'
-    # LSGAN and cycle 10 (numbers: docs/BENCHMARKS.md). Not the default. 'recolour_mask': a
-    # per-pixel mask m (one more drawn channel) blends a drawn image with the recoloured source,
-    # m·tanh(d) + (1 - m)·tanh(A·atanh(source) + b), so what changes shape (trees) is drawn in its
-    # own colours instead of as a correction to the colour map: configs/demo.yaml's.
+    # What the decoder draws (combogan.model.outputs): 'image' (the paper) or 'recolour_mask'
+    # (a per-pixel mask blends a drawn image with a colour map of the source: make demo's).
     output: str = "image"
-    # The critic: 'patchgan' (CycleGAN's 70x70 PatchGAN, the paper) or 'two_view' (the official
-    # ComboGAN code's: luminance and blurred RGB views, PReLU, a prediction at every scale).
+    # 'patchgan' (CycleGAN's) or 'two_view' (official ComboGAN checkpoints' critic).
     discriminator: str = "patchgan"
-    # Spectral normalisation of every critic convolution (Miyato et al. 2018): bounds how fast
-    # the critic can change, a standard remedy for GAN oscillation artifacts.
-    spectral_norm: bool = False
 
     @property
     def size_multiple(self) -> int:
@@ -75,34 +54,22 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    gan_mode: str = "lsgan"  # lsgan | vanilla
+    gan_mode: str = "lsgan"  # lsgan | vanilla (the non-saturating loss)
     lambda_cycle: float = 10.0
-    # CycleGAN's identity ||G_{B->A}(a) - a||_1 = ||dec_A(enc_B(a)) - a||_1, weighted
-    # lambda_cycle x this, exactly as CycleGAN's --lambda_identity (0.5 there means 5.0). The
-    # default 1.0 keeps structure (measured best of 0, 0.5, 1); the ComboGAN paper config sets 0.
+    # CycleGAN's identity ||dec_A(enc_B(a)) - a||_1, weighted lambda_cycle x this, exactly as
+    # CycleGAN's --lambda_identity (0.5 there means 5.0). The ComboGAN paper config sets 0.
     lambda_identity: float = 1.0
-    # ComboGAN's autoencode term ||dec_A(enc_A(a)) - a|| (official --lambda_identity), weighted
-    # directly, with the official criterion: smooth L1 of 3x3/2 average-pooled images.
-    lambda_autoencode: float = 0.0
-    # ComboGAN's forward term ||dec_B(enc_A(a)) - a|| (official --lambda_forward, "try 0.2"),
-    # same criterion: keep the translation's coarse layout and colours near the input's.
-    lambda_forward: float = 0.0
-    # Latent cycle ||enc_B(dec_B(z_A)) - z_A||_1 weight.
-    lambda_latent: float = 0.0
-    # The share of the cycle's gradient that flows back through the fake into the translation
-    # that made it (1: CycleGAN, the paper configs pin it). At 0 the cycle trains only the way
-    # back to invert the fake, so the translation is not pushed to hide its source in the fake
-    # for the cycle to read (the hidden signal of Chu et al. 2017); the critic and the identity
-    # term shape it. Measured best (two seeds: L1 0.0824 vs 0.0909 at 1, SSIM 0.530 vs 0.505).
-    cycle_forward_grad: float = 0.0
+    # Whether the cycle's gradient flows back through the fake into the translation that made it
+    # (true: CycleGAN, the paper). false trains only the way back from the cycle, so the
+    # translation has no reason to hide its input in the fake (Chu et al. 2017).
+    cycle_forward_grad: bool = False
 
 
 @dataclass
 class DataConfig:
     load_size: int = 286  # images are resized to this (see resize) ...
-    # ... by 'shorter_side' (keep the aspect ratio; the default: a photo is never stretched, so
-    # training sees the geometry translate sees) or 'square' (load_size x load_size, as the
-    # official CycleGAN/ComboGAN resize_and_crop does; the paper configs use it).
+    # ... by 'shorter_side' (aspect ratio kept: training sees the geometry translate sees) or
+    # 'square' (load_size x load_size, the official resize_and_crop: the paper configs).
     resize: str = "shorter_side"
     crop_size: int = 256  # then randomly cropped to a square of this size
     flip: bool = True
@@ -124,29 +91,24 @@ class TrainConfig:
     checkpoint_every: int = 1000  # iterations
     keep_checkpoints: int = 3
     sample_every: int = 500  # iterations between image grids (PNG + TensorBoard)
-    log_every: int = 50  # iterations between scalar logs
+    log_every: int = 50  # iterations between scalar logs (and progress lines in logs)
     max_bad_steps: int = 20  # consecutive non-finite steps before giving up
-    # Exponential moving average of each domain's encoder and decoder weights (0: off), bias-
-    # corrected like Adam's moments; translation, eval, export and serving use it.
+    # Decay of a bias-corrected moving average of each domain's encoder and decoder weights
+    # (0: off); translation, eval, export and serving use the average.
     ema: float = 0.999
-    # Differentiable augmentation of every image a critic judges (DiffAugment): comma-separated
-    # 'translation', 'cutout'; '' is off (the paper).
+    # DiffAugment of every image a critic judges: comma-separated 'translation', 'cutout'; ''
+    # is off (the paper). Critics trained on a few hundred images memorise them without it.
     diffaugment: str = "translation,cutout"
-    # The critics' learning rate relative to train.lr (1: the paper). Below 1 slows critics that
-    # win too soon (two time-scale updates, Heusel et al. 2017, run the other way round); 0.5,
-    # the default, measured better on every number (docs/BENCHMARKS.md "Quality (issue 17)").
-    critic_lr_factor: float = 0.5
-    # The local critic's (model.n_layers_d_local) learning rate relative to train.lr. It is a
-    # small network judging small patches, and at the 70 px critic's half rate it lost the race:
-    # the generator faded the trees it judged (docs/BENCHMARKS.md "A local critic beside the
-    # PatchGAN"); at the generators' rate it keeps them.
+    critic_lr_factor: float = 0.5  # the critics' learning rate relative to train.lr (1: the paper)
+    # The local critic's (model.n_layers_d_local) rate relative to train.lr: at the main
+    # critic's half rate it lost the race and the generators faded the trees it judged.
     local_critic_lr_factor: float = 1.0
 
 
 @dataclass
 class PerfConfig:
     """How fast, never what: none of these changes the model, so a resume may change them.
-    'auto' picks per device what was measured to be fastest at equal quality (docs/BENCHMARKS.md)."""
+    'auto' picks per device what was measured fastest at equal quality (docs/BENCHMARKS.md)."""
 
     overlap: str = "auto"  # auto | on | off: run the A->B->A and B->A->B halves concurrently (CPU)
     compile: str = "auto"  # auto | on | off: torch.compile each network
@@ -169,6 +131,32 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# DiffAugment's transforms (combogan.training.augment), minus 'color': colour is what tells
+# seasons, painters or day and night apart.
+DIFFAUGMENT = ("translation", "cutout")
+UPSAMPLE = ("nearest", "transpose", "transpose4")
+OUTPUT = ("image", "recolour_mask")
+CRITICS = ("patchgan", "two_view")
+
+# What a key meant before it existed: a config or checkpoint written before a key was added
+# (and so without it) is read with these values, never with a newer default, so old runs load
+# and resume unchanged whatever the defaults become.
+BEFORE_KEY: dict[str, dict[str, Any]] = {
+    "model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "output": "image",
+              "n_layers_d_local": 0},
+    "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0, "local_critic_lr_factor": 0.5},
+    "loss": {"cycle_forward_grad": True},
+    "data": {"resize": "shorter_side"},
+}
+# Options that no longer exist, with the value that made them do nothing and the release that
+# removed them: a saved run that used the neutral value loads unchanged; any other is refused.
+REMOVED_KEYS: dict[str, tuple[Any, str]] = {
+    "model.spectral_norm": (False, "0.3"), "loss.lambda_autoencode": (0.0, "0.3"),
+    "loss.lambda_forward": (0.0, "0.3"), "loss.lambda_latent": (0.0, "0.3"),
+}
+REMOVED_VALUES: dict[str, dict[Any, str]] = {"model.output": {"recolour": "0.3"}, "model.upsample": {"bilinear": "0.3"}}
+
+
 def all_keys(cfg: Config | None = None) -> list[str]:
     """Every dotted key, e.g. 'model.ngf'."""
     cfg = cfg or Config()
@@ -180,10 +168,15 @@ def _suggest(key: str, options: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _removed(key: str, value: Any, release: str) -> UserError:
+    return UserError(f"this run was trained with {key}={value}, an option removed in combogan {release}; "
+                     f"load it with an earlier release (pip install 'combogan<{release}')")
+
+
 def _coerce(key: str, value: Any, typ: type) -> Any:
     if typ is bool:
-        if isinstance(value, bool):
-            return value
+        if isinstance(value, (int, float)) and value in (0, 1):  # a saved 0.0/1.0, or --set key=1
+            return bool(value)
         raise UsageError(f"config key '{key}' expects true/false, got {value!r}")
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -207,8 +200,22 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
     raise AssertionError(f"unsupported config type {typ}")  # pragma: no cover
 
 
-def apply(cfg: Config, updates: dict[str, Any], source: str = "config") -> Config:
-    """Return a copy of cfg with nested updates ({'model': {'ngf': 16}}) applied and checked."""
+def _set_section(cfg: Config, sname: str, values: Any, source: str) -> None:
+    if not isinstance(values, dict):
+        raise UsageError(f"{source}: section '{sname}' must be a mapping")
+    section = getattr(cfg, sname)
+    hints = typing.get_type_hints(type(section))
+    for key, value in values.items():
+        dotted = f"{sname}.{key}"
+        if dotted in REMOVED_KEYS:
+            raise UsageError(f"{source}: config key '{dotted}' was removed in combogan {REMOVED_KEYS[dotted][1]}")
+        if key not in hints:
+            raise UsageError(f"{source}: unknown key '{dotted}'{_suggest(dotted, all_keys(cfg))}")
+        setattr(section, key, _coerce(dotted, value, hints[key]))
+
+
+def merge(cfg: Config, updates: dict[str, Any], source: str = "config") -> Config:
+    """A copy of cfg with nested updates ({'model': {'ngf': 16}}) applied and checked."""
     cfg = dataclasses.replace(cfg, **{s.name: dataclasses.replace(getattr(cfg, s.name)) for s in dataclasses.fields(cfg)})
     if not isinstance(updates, dict):
         raise UserError(f"{source}: expected a mapping of sections (model, loss, data, train, perf)")
@@ -216,17 +223,8 @@ def apply(cfg: Config, updates: dict[str, Any], source: str = "config") -> Confi
     for sname, values in updates.items():
         if sname not in sections:
             raise UsageError(f"{source}: unknown section '{sname}'{_suggest(str(sname), sections)}")
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise UsageError(f"{source}: section '{sname}' must be a mapping")
-        section = getattr(cfg, sname)
-        hints = typing.get_type_hints(type(section))
-        for key, value in values.items():
-            dotted = f"{sname}.{key}"
-            if key not in hints:
-                raise UsageError(f"{source}: unknown key '{dotted}'{_suggest(dotted, all_keys(cfg))}")
-            setattr(section, key, _coerce(dotted, value, hints[key]))
+        if values is not None:
+            _set_section(cfg, sname, values, source)
     model = updates.get("model") or {}
     if cfg.model.discriminator == "two_view" and "discriminator" in model and "n_layers_d_local" not in model:
         # The local critic is a default of the PatchGAN critic, not a choice the user made: asking
@@ -272,15 +270,10 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     """base (default: the defaults) <- YAML file <- --set overrides."""
     cfg = base or Config()
     if path is not None:
-        cfg = apply(cfg, load_yaml(path), source=str(path))
+        cfg = merge(cfg, load_yaml(path), source=str(path))
     if overrides:
-        cfg = apply(cfg, parse_set(overrides), source="--set")
+        cfg = merge(cfg, parse_set(overrides), source="--set")
     return cfg
-
-
-# DiffAugment's transforms (combogan.training.augment), minus 'color': colour is what tells
-# seasons, painters or day and night apart.
-DIFFAUGMENT = ("translation", "cutout")
 
 
 def policy(text: str) -> tuple[str, ...]:
@@ -288,17 +281,30 @@ def policy(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
-UPSAMPLE = ("transpose", "transpose4", "nearest", "bilinear")
-OUTPUT = ("image", "recolour", "recolour_mask")
-# What a key meant before it existed: a config or checkpoint written before a key was added
-# (and so without it) is read with these values, never with a newer default, so old runs load
-# and resume unchanged whatever the defaults become.
-BEFORE_KEY = {"model": {"n_downsampling": 2, "activation": "relu", "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "output": "image", "n_layers_d_local": 0}, "train": {"ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0, "local_critic_lr_factor": 0.5}, "loss": {"cycle_forward_grad": 1.0}, "data": {"resize": "shorter_side"}}
+def _without_removed(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A saved section with removed options dropped where they were neutral (refused if not)."""
+    out = {}
+    for key, value in values.items():
+        dotted = f"{section}.{key}"
+        if dotted in REMOVED_KEYS:
+            neutral, release = REMOVED_KEYS[dotted]
+            if value != neutral:
+                raise _removed(dotted, value, release)
+            continue
+        if isinstance(value, str) and value in REMOVED_VALUES.get(dotted, {}):
+            raise _removed(dotted, value, REMOVED_VALUES[dotted][value])
+        if dotted == "loss.cycle_forward_grad" and not isinstance(value, bool) and value not in (0, 1):
+            raise _removed(dotted, value, "0.3")  # a share of the gradient: only all or none is left
+        out[key] = value
+    return out
 
 
 def saved(data: dict[str, Any], source: str) -> Config:
-    """A config as a run saved it: keys it lacks take BEFORE_KEY's values."""
-    return apply(apply(Config(), BEFORE_KEY, source="(keys added since)"), data, source=source)
+    """A config as a run saved it: keys it lacks take BEFORE_KEY's values; removed options
+    that were neutral are dropped, others refused."""
+    if isinstance(data, dict):
+        data = {s: _without_removed(s, v) if isinstance(v, dict) else v for s, v in data.items()}
+    return merge(merge(Config(), BEFORE_KEY, source="(keys added since)"), data, source=source)
 
 
 def saved_arch(data: dict[str, Any]) -> ModelConfig:
@@ -306,20 +312,23 @@ def saved_arch(data: dict[str, Any]) -> ModelConfig:
     TypeError names the options this version lacks (a newer combogan's, most likely)."""
     if not isinstance(data, dict):
         raise TypeError("not a mapping of options")
+    data = _without_removed("model", data)
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(ModelConfig)})
     if unknown:
         raise TypeError(f"unknown option(s) {', '.join(unknown)}: written by a newer combogan?")
     return ModelConfig(**{**BEFORE_KEY["model"], **data})
 
 
-def from_dict(data: dict[str, Any], source: str) -> Config:
-    return apply(Config(), data, source=source)
-
-
 def validate(cfg: Config) -> None:
-    m, d, t, lo, pf = cfg.model, cfg.data, cfg.train, cfg.loss, cfg.perf
+    for ok, message in _model_checks(cfg) + _training_checks(cfg) + _perf_checks(cfg.perf):
+        if not ok:
+            raise UsageError(message)
+
+
+def _model_checks(cfg: Config) -> list[tuple[bool, str]]:
+    m, d = cfg.model, cfg.data
     deepest = max(m.n_layers_d, m.n_layers_d_local)  # the PatchGAN that needs the largest crop
-    checks = [
+    return [
         (m.ngf >= 1 and m.ndf >= 1, "model.ngf and model.ndf must be >= 1"),
         (m.n_blocks >= 0, "model.n_blocks must be >= 0"),
         (m.n_layers_d >= 1, "model.n_layers_d must be >= 1"),
@@ -332,16 +341,20 @@ def validate(cfg: Config) -> None:
         (m.activation in ("relu", "prelu"), f"model.activation must be 'relu' or 'prelu', got '{m.activation}'"),
         (m.upsample in UPSAMPLE, f"model.upsample must be one of {', '.join(UPSAMPLE)}, got '{m.upsample}'"),
         (m.output in OUTPUT, f"model.output must be one of {', '.join(OUTPUT)}, got '{m.output}'"),
-        (m.discriminator in ("patchgan", "two_view"), f"model.discriminator must be 'patchgan' or 'two_view', got '{m.discriminator}'"),
-        (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
-        (min(lo.lambda_cycle, lo.lambda_identity, lo.lambda_autoencode, lo.lambda_forward, lo.lambda_latent) >= 0,
-         "loss weights must be >= 0"),
-        (0.0 <= lo.cycle_forward_grad <= 1.0, f"loss.cycle_forward_grad must be in [0, 1], got {lo.cycle_forward_grad}"),
-        (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
-        (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
+        (m.discriminator in CRITICS, f"model.discriminator must be one of {', '.join(CRITICS)}, got '{m.discriminator}'"),
         (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}"),
         (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**deepest,
          f"data.crop_size {d.crop_size} is too small for a {deepest}-layer PatchGAN (needs >= {3 * 2**deepest})"),
+    ]
+
+
+def _training_checks(cfg: Config) -> list[tuple[bool, str]]:
+    d, t, lo = cfg.data, cfg.train, cfg.loss
+    return [
+        (lo.gan_mode in ("lsgan", "vanilla"), f"loss.gan_mode must be 'lsgan' or 'vanilla', got '{lo.gan_mode}'"),
+        (min(lo.lambda_cycle, lo.lambda_identity) >= 0, "loss weights must be >= 0"),
+        (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
+        (d.crop_size >= 8, f"data.crop_size must be >= 8, got {d.crop_size}"),
         (d.load_size >= d.crop_size, f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size})"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (d.resize in ("shorter_side", "square"), f"data.resize must be 'shorter_side' or 'square', got '{d.resize}'"),
@@ -359,13 +372,15 @@ def validate(cfg: Config) -> None:
         (0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1) (0: off), got {t.ema}"),
         (all(p in DIFFAUGMENT for p in policy(t.diffaugment)),
          f"train.diffaugment must list some of {', '.join(DIFFAUGMENT)} (comma-separated; '' is off), got '{t.diffaugment}'"),
+    ]
+
+
+def _perf_checks(pf: PerfConfig) -> list[tuple[bool, str]]:
+    return [
         *[(getattr(pf, k) in ("auto", "on", "off"), f"perf.{k} must be auto, on or off, got '{getattr(pf, k)}'")
           for k in ("overlap", "compile", "channels_last", "fused_adam", "cuda_graphs")],
         (pf.precision in ("auto", "fp32", "bf16"), f"perf.precision must be auto, fp32 or bf16, got '{pf.precision}'"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
 
 
 def save(cfg: Config, path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from combogan.accel import optim
 from combogan.config import Config, LossConfig, ModelConfig, TrainConfig, load
 from combogan.model.combogan import ComboGAN
 from combogan.training.state import TrainState
@@ -53,7 +54,7 @@ def seasons(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(seasons, tmp_path_factory) -> Path:
     """A tiny 4-season run trained for a few steps (shared read-only by several tests)."""
-    from combogan.training.loop import train
+    from combogan.apps.train import train
 
     run = tmp_path_factory.mktemp("runs") / "seasons"
     train(seasons, tiny_config(), run=run, device="cpu", max_iters=6, quiet=True)
@@ -63,7 +64,7 @@ def trained_run(seasons, tmp_path_factory) -> Path:
 def split_and_straight(data: Path, cfg: Config, tmp_path: Path, stop: int, total: int) -> tuple[Path, Path]:
     """Train `total` iterations twice: interrupted at `stop` and resumed (tmp_path/split), and in
     one go (tmp_path/straight). The same process both times, so they must agree bit for bit."""
-    from combogan.training.loop import train
+    from combogan.apps.train import train
 
     train(data, cfg, run=tmp_path / "split", device="cpu", max_iters=stop, quiet=True)
     train(data, cfg, run=tmp_path / "split", device="cpu", max_iters=total, resume=True, quiet=True)
@@ -80,18 +81,29 @@ class Trainee:
         self.state = TrainState(self.model, dataclasses.replace(PAPER.train, pool_size=pool_size))
         for n in names:
             self.state.add(n)
+        self.fused = False  # PyTorch's default Adam, as a fresh TrainState has
+
+    def use_fused_adam(self, fused: bool) -> None:
+        self.fused = fused
+        optim.use_fused_adam(self.state.all_optimizers(), fused)
 
     def step(self, pair, real_a, real_b, loss: LossConfig = PAPER.loss, run: Executor | None = None) -> dict[str, torch.Tensor]:
         return Step(self.model, self.state, loss, run)(pair, real_a, real_b)
+
+    def load(self, other: Trainee) -> None:
+        """`other`'s weights and training state, loaded as a resume loads a checkpoint."""
+        for name in other.model.names:
+            self.model.load_domain_state(name, other.model.domain_state(name))
+            if name not in other.state.frozen:  # deep copy: state_dict() hands out the live moments
+                self.state.load_domain_state(name, copy.deepcopy(other.state.domain_state(name)))
 
     def take_state(self, other: Trainee) -> None:
         """Become `other`'s training state exactly (weights, Adam moments, pools), keeping this
         trainee's own Adam implementation and memory format: one step of each can then be
         compared from identical state."""
-        for name in other.model.names:
-            self.model.load_domain_state(name, other.model.domain_state(name))
-            if name not in other.state.frozen:  # deep copy: state_dict() hands out the live moments
-                self.state.load_domain_state(name, copy.deepcopy(other.state.domain_state(name)))
+        self.load(other)
+        optim.use_fused_adam(self.state.all_optimizers(), self.fused)  # loading restored the other's Adam settings
+        optim.match_layouts(self.state.all_optimizers())
 
 
 @torch.no_grad()
@@ -104,10 +116,9 @@ def network_outputs(model: ComboGAN, size: int = 32) -> dict[str, torch.Tensor]:
     for a in model.names:
         z = model.encoders[a](x)
         for b in model.names:
-            out[f"{a}->{b}"] = model.decoders[b](z)
-        maps = model.discriminators[a](x)  # a map, or several: by name (local critic) or per scale (two-view)
-        named = maps.items() if isinstance(maps, dict) else enumerate(maps) if isinstance(maps, list) else [("", maps)]
-        out.update({f"D/{a}" + (f"/{k}" if k != "" else ""): m for k, m in named})
+            out[f"{a}->{b}"] = model.decoders[b](z, x)
+        for i, (_, m) in enumerate(model.discriminators[a](x)):  # each of the critic's patch maps
+            out[f"D/{a}/{i}"] = m
     return out
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY_SET
 from PIL import Image
@@ -120,7 +121,10 @@ def test_console_script_and_module_entry(tmp_path):
     assert res.returncode == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr
 
 
-def test_translate_load_size_and_max_side(trained_run, tmp_path, capsys):
+def test_translate_at_the_training_scale_by_default(trained_run, tmp_path, capsys):
+    """Without flags an input is translated with its shorter side at the run's data.load_size (36
+    here) and saved at its own size: the same pixels as --load-size 36. --native-size translates
+    at the input's own size, --max-side caps the working size."""
     from combogan.apps.translate import working_size
 
     assert working_size(600, 400, load_size=36) == (54, 36)
@@ -128,25 +132,27 @@ def test_translate_load_size_and_max_side(trained_run, tmp_path, capsys):
     assert working_size(30, 20, load_size=36, max_side=40) == (40, 27)
     inputs = tmp_path / "in"
     inputs.mkdir()
-    Image.new("RGB", (90, 60), (10, 120, 200)).save(inputs / "wide.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)).save(inputs / "wide.png")
     seen = []
     from combogan.model.combogan import ComboGAN
 
     real = ComboGAN.translate
     ComboGAN.translate = lambda self, x, *a, **kw: (seen.append(tuple(x.shape[-2:])), real(self, x, *a, **kw))[1]
+    common = ("--run", trained_run, "--from", "summer", "--to", "winter", inputs, "--device", "cpu")
     try:
-        code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", inputs,
-                               "--out", tmp_path / "o1", "--load-size", "36", "--device", "cpu", "-q")
-        assert code == 0, err
-        code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", inputs,
-                               "--out", tmp_path / "o2", "--max-side", "45", "--device", "cpu")
-        assert code == 0, err
+        for out, flags in (("default", ()), ("load36", ("--load-size", "36")), ("native", ("--native-size",)),
+                           ("capped", ("--native-size", "--max-side", "45"))):
+            code, _, err = run_cli(capsys, "translate", *common, "--out", tmp_path / out, *flags)
+            assert code == 0, err
+        assert "1 input(s) over --max-side 45 were translated at that size" in err  # the capped run's note
+        code, _, err = run_cli(capsys, "translate", *common, "--out", tmp_path / "both", "--native-size", "--load-size", "36")
+        assert_one_line_error(code, err, 2, "--load-size and --native-size are alternatives")
     finally:
         ComboGAN.translate = real
-    assert seen == [(36, 54), (30, 45)]  # translated at the training scale / under the cap ...
-    for o in ("o1", "o2"):
-        assert Image.open(tmp_path / o / "wide.png").size == (90, 60)  # ... and saved at the input's size
-    assert "1 input(s) with a side over --max-side 45" in err
+    assert seen == [(36, 54), (36, 54), (60, 90), (30, 45)]
+    pixels = {o: np.asarray(Image.open(tmp_path / o / "wide.png")) for o in ("default", "load36", "native", "capped")}
+    assert all(p.shape == (60, 90, 3) for p in pixels.values())  # saved at the input's size, whatever the working size
+    assert np.array_equal(pixels["default"], pixels["load36"]) and not np.array_equal(pixels["default"], pixels["native"])
 
 
 def test_info_takes_run_flag_and_eval_names_its_run(trained_run, tmp_path, capsys, monkeypatch, seasons):
@@ -176,7 +182,7 @@ def test_flip_average_in_translate_and_eval(trained_run, seasons, tmp_path, caps
     outs = {}
     for name, flag in (("plain", ()), ("flip", ("--flip-average",))):
         code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", src,
-                               "--out", tmp_path / name, "--device", "cpu", "-q", *flag)
+                               "--out", tmp_path / name, "--device", "cpu", "-q", "--native-size", *flag)
         assert code == 0, err
         outs[name] = {p.name: np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))}
     first = sorted(src.glob("*.png"))[0]

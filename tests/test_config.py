@@ -1,6 +1,6 @@
 import pytest
 
-from combogan.config import Config, all_keys, load, parse_set
+from combogan.config import load, parse_set
 from combogan.errors import UsageError, UserError
 
 
@@ -28,8 +28,10 @@ def test_yaml_file_then_set(tmp_path):
     ("model.norm=group", "instance"),
     ("model.n_downsampling=4", "must be 0, 1, 2 or 3"),
     ("model.n_layers_d_local=-1", "n_layers_d_local must be >= 0"),
-    ("loss.cycle_forward_grad=1.5", r"cycle_forward_grad must be in \[0, 1\]"),
-    ("loss.cycle_forward_grad=-0.1", r"cycle_forward_grad must be in \[0, 1\]"),
+    ("loss.cycle_forward_grad=0.5", "expects true/false"),
+    ("loss.lambda_latent=1", "'loss.lambda_latent' was removed in combogan 0.3"),
+    ("model.spectral_norm=true", "'model.spectral_norm' was removed in combogan 0.3"),
+    ("model.output=recolour", "must be one of image, recolour_mask"),
 ])
 def test_bad_overrides_are_usage_errors(item, message):
     with pytest.raises(UsageError, match=message):
@@ -75,12 +77,20 @@ def test_missing_and_invalid_yaml(tmp_path):
         load(bad)
 
 
-def test_every_key_documented_in_readme():
-    from pathlib import Path
+def test_runs_saved_with_removed_options():
+    """A removed option at its neutral value loads unchanged; any other value is refused with one
+    line naming the option and the release that removed it."""
+    from combogan.config import saved, saved_arch
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    missing = [k for k in all_keys(Config()) if f"`{k}`" not in readme]
-    assert not missing, f"README lacks config keys: {missing}"
+    cfg = saved({"model": {"spectral_norm": False, "ngf": 8}, "loss": {"lambda_latent": 0.0, "lambda_autoencode": 0, "lambda_forward": 0.0}}, "old")
+    assert cfg.model.ngf == 8
+    for section, key, value in [("model", "spectral_norm", True), ("loss", "lambda_latent", 1.0), ("loss", "lambda_autoencode", 0.5),
+                                ("loss", "lambda_forward", 0.2), ("model", "output", "recolour"), ("model", "upsample", "bilinear")]:
+        with pytest.raises(UserError, match=rf"{section}.{key}={value}, an option removed in combogan 0.3; load it with an earlier release"):
+            saved({section: {key: value}}, "old")
+    assert saved_arch({"spectral_norm": False, "ngf": 8}).ngf == 8
+    with pytest.raises(UserError, match="model.spectral_norm=True, an option removed"):
+        saved_arch({"spectral_norm": True})
 
 
 def test_parse_set_nests():
@@ -91,9 +101,8 @@ def test_parse_set_nests():
 # in the paper configs, or the bit-exact N = 2 test would no longer be testing the paper.
 PAPER = {
     "model": {"ngf": 64, "ndf": 64, "n_blocks": 9, "n_downsampling": 2, "n_layers_d": 3, "norm": "instance", "dropout": 0.0, "activation": "relu",
-              "upsample": "transpose", "discriminator": "patchgan", "spectral_norm": False, "n_layers_d_local": 0, "output": "image"},
-    "loss": {"gan_mode": "lsgan", "lambda_cycle": 10.0, "lambda_autoencode": 0.0, "lambda_forward": 0.0, "lambda_latent": 0.0,
-             "cycle_forward_grad": 1.0},
+              "upsample": "transpose", "discriminator": "patchgan", "n_layers_d_local": 0, "output": "image"},
+    "loss": {"gan_mode": "lsgan", "lambda_cycle": 10.0, "cycle_forward_grad": True},
     "data": {"load_size": 286, "resize": "square", "crop_size": 256, "flip": True, "batch_size": 1},
     "train": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs_per_domain": 100, "epochs": 0, "decay_fraction": 0.5,
               "pool_size": 50, "ema": 0.0, "diffaugment": "", "critic_lr_factor": 1.0},

@@ -6,8 +6,8 @@ import pytest
 from conftest import TINY_SET, tiny_config
 from PIL import Image
 
+from combogan.apps.train import train
 from combogan.cli import main
-from combogan.training.loop import train
 
 
 def _err(capsys, args, code):

@@ -19,9 +19,8 @@ from pathlib import Path
 from combogan.domains.alps_seasons import synthesize
 
 from combogan.apps.evaluate import evaluate
+from combogan.apps.train import add_domains, train
 from combogan.config import load
-from combogan.training.adddomain import add_domains
-from combogan.training.loop import train
 
 
 def _pairs_with(report: dict, name: str) -> dict:

@@ -19,9 +19,9 @@ import torch
 from combogan.domains.alps_seasons import synthesize
 
 from combogan.apps.export import export
+from combogan.apps.train import train
 from combogan.apps.translator import Translator
 from combogan.config import load
-from combogan.training.loop import train
 
 
 def main() -> None:

@@ -21,10 +21,9 @@ from combogan.domains.alps_seasons import synthesize
 
 from combogan.apps import importing
 from combogan.apps.evaluate import evaluate
+from combogan.apps.train import add_domains, train
 from combogan.config import load
 from combogan.runs import checkpoint
-from combogan.training.adddomain import add_domains
-from combogan.training.loop import train
 
 SEASONS = ["spring", "summer", "autumn"]
 

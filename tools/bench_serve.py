@@ -3,7 +3,7 @@ HTTP on 127.0.0.1, repeated for --rounds. Prints p50/p95 latency, throughput and
 first round, and the server's memory before it and after every round: the first concurrent round
 grows it once (a malloc arena per serving thread), later rounds must leave it flat. One JSON line.
 
-    python tools/bench_serve.py --run demo/run --requests 200 --clients 8 --rounds 3
+    python tools/bench_serve.py --run runs/demo --requests 200 --clients 8 --rounds 3
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Time the real training step (combogan.perf.Stepper, the code path `train` uses).
+"""Time the real training step (combogan.accel.stepper.Stepper, the code path `train` uses).
 
     python tools/bench_train.py --config configs/demo.yaml                 # CPU: eager vs auto, side by side
     python tools/bench_train.py --crop 256 --domains 2 4 8 --batch 1 8 --variants eager auto bf16+compile
@@ -37,8 +37,8 @@ from combogan.accel.stepper import Stepper
 from combogan.config import Config, PerfConfig, load
 from combogan.data.layouts import discover
 from combogan.data.loader import DomainImages, StepBatches, make_loader
+from combogan.data.sampler import PairSampler
 from combogan.model.combogan import ComboGAN
-from combogan.training.sampler import PairSampler
 from combogan.training.state import TrainState
 from combogan.training.step import Step
 
@@ -101,7 +101,6 @@ class Variant:
         self.name = name
         self.plan = perf.plan(variant_perf(name, cfg), cfg.model, device)
         self.model, self.state = make_model(cfg, names, device)
-        perf.apply(self.plan, self.model, self.state)
         self.stepper = Stepper(self.plan, self.model, self.state, cfg.loss)
         self.pairs = PairSampler(names, seed=0)
         fmt = self.plan.memory_format
@@ -199,7 +198,7 @@ def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: in
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="YAML config (architecture, perf); default: paper settings")
+    p.add_argument("--config", help="YAML config (architecture, perf); default: the defaults")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--crop", type=int, help="crop size (default: the config's data.crop_size)")
     p.add_argument("--domains", type=int, nargs="+", default=[4])

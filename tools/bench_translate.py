@@ -18,10 +18,10 @@ import numpy as np
 from combogan.domains.alps_seasons import synthesize
 from PIL import Image
 
+from combogan.apps.train import train
 from combogan.apps.translate import translate_files
 from combogan.apps.translator import Translator
 from combogan.config import load
-from combogan.training.loop import train
 
 
 def main() -> None:

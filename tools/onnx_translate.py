@@ -4,7 +4,9 @@
     python tools/onnx_translate.py photo.jpg --model exported/ --from summer --to winter --out winter.png
 
 The proof that an export deploys: model.json says how inputs are scaled and padded, the source
-domain's encoder runs once and the target's decoder reads its latent.
+domain's encoder runs once and the target's decoder reads its latent. As `combogan translate`,
+it works at the training scale (the shorter side at model.json's training_scale) and saves the
+output at the input's size; --native-size works at the input's own size.
 """
 
 import argparse
@@ -32,6 +34,7 @@ def main() -> None:
     p.add_argument("--from", dest="source", required=True)
     p.add_argument("--to", dest="target", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--native-size", action="store_true", help="translate at the image's own size, not the training scale")
     args = p.parse_args()
     folder = Path(args.model)
     info = json.loads((folder / "model.json").read_text())
@@ -40,17 +43,24 @@ def main() -> None:
             sys.exit(f"error: unknown domain '{name}'; this export has: {', '.join(info['files'])}")
     dtype = np.float16 if info["dtype"] == "float16" else np.float32
     img = ImageOps.exif_transpose(Image.open(args.image)).convert("RGB")
+    size = img.size
+    shorter = info.get("training_scale", {}).get("shorter_side")
+    if shorter and not args.native_size:
+        scale = shorter / min(size)
+        img = img.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.BILINEAR)
     x = (np.asarray(img, dtype=np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
     h, w = x.shape[-2:]
     x = pad(x, info["size_rule"]["multiple_of"], info["size_rule"]["min_side"]).astype(dtype)
     encoder = ort.InferenceSession(str(folder / info["files"][args.source]["encoder"]), providers=["CPUExecutionProvider"])
     decoder = ort.InferenceSession(str(folder / info["files"][args.target]["decoder"]), providers=["CPUExecutionProvider"])
     latent = encoder.run(None, {"image": x})[0]
-    # a model.output 'recolour' or 'recolour_mask' decoder also reads the padded source image
+    # a decoder that recolours its source (model.output 'recolour_mask') also reads the padded image
     feeds = {"latent": latent, "source": x} if len(decoder.get_inputs()) == 2 else {"latent": latent}
     y = decoder.run(None, feeds)[0][0, :, :h, :w].astype(np.float32)
     pixels = np.round((np.clip(y, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
-    Image.fromarray(pixels).save(args.out)
+    out = Image.fromarray(pixels)
+    out = out if out.size == size else out.resize(size, Image.BILINEAR)  # back to the input's size
+    out.save(args.out)
     print(f"{args.image} ({args.source}) -> {args.out} ({args.target})")
 
 

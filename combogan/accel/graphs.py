@@ -8,14 +8,17 @@ decisions between them, exactly where the eager Step (combogan.training.step) ma
     copy the batch into the static inputs
     G graph       zero G grads; both generator halves forward+backward -> losses, fakes
     host          finite check (one sync): a bad step stops here, as in eager
-    G-step graph  the two domains' generator Adams (capturable; lr is a device tensor)
+    G-step graph  the two domains' generator Adams (capturable; lr read from a device tensor)
     host          each history pool picks from the new fakes (its own RNG, on the host);
                   the picks are copied into the static critic inputs
     D graph       zero D grads; both critics forward+backward
     host          finite check;  D-step graph
 
 Pair sampling, pool choices and the lr schedule stay on the host, so a graphed run makes the
-same decisions as an eager one. Gradients are allocated once and zeroed in place (a graph
+same decisions as an eager one: before each Adam graph replays, the lr the schedule set (a float,
+as in any run) is copied into the device tensor that graph reads. Capturable Adam and the lr
+tensors are swapped into the optimizers only while an update is captured, so the training state,
+and every checkpoint of it, keeps plain settings. Gradients are allocated once and zeroed in place (a graph
 writes to the addresses it saw at capture). All graphs share one memory pool: they never run
 concurrently and none reads another's temporaries. The first step of each (pair, shape) runs
 eagerly as the warm-up capture needs (cuDNN algorithm choice, optimizer state, compilation).
@@ -104,14 +107,13 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
 
 def step_state(model: ComboGAN, state: TrainState) -> list[torch.Tensor]:
     """Every tensor a training step may write (for EagerCapture): weights, BatchNorm statistics,
-    gradients, optimizer state and lr."""
+    gradients and optimizer state."""
     out: list[torch.Tensor] = list(model.buffers())
     for name in state.trainable:
         params = [p for part in model.parts(name).values() for p in part.parameters()]
         out += params + [p.grad for p in params if p.grad is not None]
     for opt in state.all_optimizers():
         out += [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
-        out += [g["lr"] for g in opt.param_groups if isinstance(g["lr"], torch.Tensor)]
     return out
 
 
@@ -148,10 +150,10 @@ class GraphedStep:
     """
 
     def __init__(self, step: Step, capture: CudaCapture | EagerCapture | None = None):
-        if getattr(step.run, "dist", None) is not None or getattr(step.run, "overlap", None) is not None:
+        if getattr(step.executor, "dist", None) is not None or getattr(step.executor, "overlap", None) is not None:
             raise ValueError("graphed steps run on one device without CPU-thread overlap")
         self.model, self.state = step.model, step.state
-        self.step = Step(step.model, step.state, step.loss, InPlaceZeroing(step.run))
+        self.step = Step(step.model, step.state, step.loss, InPlaceZeroing(step.executor))
         self.device = next(self.model.parameters()).device
         if capture is None:  # without a GPU the stand-in runs the same plumbing (slower than eager)
             capture = CudaCapture(self.device) if self.device.type == "cuda" else EagerCapture(lambda: step_state(self.model, self.state))
@@ -161,23 +163,44 @@ class GraphedStep:
         self._prepare_optimizers()
 
     def _prepare_optimizers(self) -> None:
-        """lr as a device tensor (the schedule fills it in place), capturable Adam on CUDA, and
-        every gradient allocated now, so that no graph ever sees a gradient tensor replaced."""
-        cuda = self.device.type == "cuda"
+        """A device tensor for each group's lr, and every gradient allocated now, so that no graph
+        ever sees a gradient tensor replaced."""
+        self._lr: dict[tuple[int, int], torch.Tensor] = {}
         for opt in self.state.all_optimizers():
-            for group in opt.param_groups:
-                dev = group["params"][0].device
-                if not isinstance(group["lr"], torch.Tensor):
-                    group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=dev)
-                group["capturable"] = cuda
+            for i, group in enumerate(opt.param_groups):
+                self._lr[id(opt), i] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=group["params"][0].device)
                 for p in group["params"]:
                     if p.grad is None:
                         p.grad = torch.zeros_like(p)
-                    st = opt.state.get(p)
-                    if st and isinstance(st.get("step"), torch.Tensor):
-                        st["step"] = st["step"].to(dev)
             # Uncaptured steps (the warm-ups) are expected here; PyTorch would warn on each.
             opt._warned_capturable_if_run_uncaptured = True
+
+    def fill_lr(self, opts: list[torch.optim.Optimizer]) -> None:
+        """Copy each group's scheduled lr into the tensor its captured update reads."""
+        for opt in opts:
+            for i, group in enumerate(opt.param_groups):
+                self._lr[id(opt), i].fill_(float(group["lr"]))
+
+    def update(self, opts: list[torch.optim.Optimizer]) -> Callable[[], None]:
+        """The executor's update of `opts`, as it must run inside a capture: capturable Adam (on
+        CUDA) reading lr from the device tensors, restored to plain settings afterwards."""
+        cuda = self.device.type == "cuda"
+        for opt in opts:  # capturable Adam keeps its step counts on the device: moved before any capture
+            for st in opt.state.values():
+                if isinstance(st.get("step"), torch.Tensor):
+                    st["step"] = st["step"].to(self.device)
+
+        def run() -> None:
+            saved = [(group, group["lr"], group.get("capturable", False)) for opt in opts for group in opt.param_groups]
+            for opt in opts:
+                for i, group in enumerate(opt.param_groups):
+                    group["lr"], group["capturable"] = self._lr[id(opt), i], cuda
+            try:
+                self.step.executor.update(opts)
+            finally:
+                for group, lr, capturable in saved:
+                    group["lr"], group["capturable"] = lr, capturable
+        return run
 
     @property
     def captured(self) -> list[tuple]:
@@ -193,7 +216,7 @@ class GraphedStep:
                 if "skipped" not in out:
                     self._warm[key] += 1
                 return out
-            graphs = self._graphs[key] = _PairGraphs(self.step, pair, real_a, real_b, self.capture)
+            graphs = self._graphs[key] = _PairGraphs(self, pair, real_a, real_b)
         return graphs.run(real_a, real_b)
 
     def _has_state(self, pair: tuple[str, str]) -> bool:
@@ -202,21 +225,19 @@ class GraphedStep:
         opts = self.state.optimizers(pair, "generator") + self.state.optimizers(pair, "critic")
         return all(p in opt.state for opt in opts for group in opt.param_groups for p in group["params"])
 
-    def close(self) -> None:
-        pass
 
 
 class _PairGraphs:
     """The four captured graphs of one ordered pair and batch shape, and their static tensors."""
 
-    def __init__(self, step: Step, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor,
-                 capture: CudaCapture | EagerCapture):
+    def __init__(self, graphed: GraphedStep, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor):
         a, b = pair
-        self.step, self.pools = step, step.state.pools
+        step, capture = graphed.step, graphed.capture
+        self.step, self.pools, self.fill_lr = step, step.state.pools, graphed.fill_lr
         self.real_a, self.real_b = torch.empty_like(real_a), torch.empty_like(real_b)
         self.real_a.copy_(real_a)
         self.real_b.copy_(real_b)
-        g_opts, d_opts = step.state.optimizers(pair, "generator"), step.state.optimizers(pair, "critic")
+        self.g_opts, self.d_opts = step.state.optimizers(pair, "generator"), step.state.optimizers(pair, "critic")
 
         def g_pass():
             g = step.generators(pair, self.real_a, self.real_b)  # zeroes G's gradients in place first
@@ -224,7 +245,7 @@ class _PairGraphs:
             return torch.stack([*g.terms.values(), g.total.detach()]), g.fake_b, g.fake_a
 
         self.g_replay, (self.g_values, fake_b, fake_a) = capture.record(g_pass)
-        self.g_update, _ = capture.record(lambda: step.run.update(g_opts))
+        self.g_update, _ = capture.record(graphed.update(self.g_opts))
         # Each trainable critic: (name, its real batch, the static tensor its pool's pick is
         # copied into) and the fake its pool draws from; D_B (judging fake_b) first, as in eager.
         self.critics = [(d, real, torch.empty_like(real)) for d, real in ((b, self.real_b), (a, self.real_a)) if d not in step.state.frozen]
@@ -236,21 +257,23 @@ class _PairGraphs:
 
         if self.critics:
             self.d_replay, self.d_values = capture.record(d_pass)
-            self.d_update, _ = capture.record(lambda: step.run.update(d_opts))
+            self.d_update, _ = capture.record(graphed.update(self.d_opts))
 
     def run(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         self.real_a.copy_(real_a, non_blocking=True)
         self.real_b.copy_(real_b, non_blocking=True)
         self.g_replay()
-        if not self.step.run.finite(self.g_values[-1]):
+        if not self.step.executor.finite(self.g_values[-1]):
             return {"skipped": torch.ones(())}
+        self.fill_lr(self.g_opts)
         self.g_update()
         values = [self.g_values]
         if self.critics:
             for (d, _, static), fake in zip(self.critics, self.fakes):
                 static.copy_(self.pools[d].query(fake))
             self.d_replay()
-            if self.step.run.finite(self.d_values.sum()):
+            if self.step.executor.finite(self.d_values.sum()):
+                self.fill_lr(self.d_opts)
                 self.d_update()
             values.append(self.d_values)
         # One copy of all the losses, so the next replay cannot change what the caller holds.

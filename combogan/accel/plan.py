@@ -22,6 +22,7 @@ from ..config import ModelConfig, PerfConfig
 from ..errors import UserError
 from ..model.combogan import ComboGAN
 from ..training.state import TrainState
+from . import optim
 
 
 @dataclass(frozen=True)
@@ -111,16 +112,15 @@ def plan(perf: PerfConfig, model: ModelConfig, device: torch.device, distributed
     )
 
 
-def apply(p: PerfPlan, model: ComboGAN, state: TrainState | None = None) -> None:
+def prepare(p: PerfPlan, model: ComboGAN, state: TrainState | None = None) -> None:
     """Set up the networks for `p` (memory format, compilation), the optimizers and global backends."""
     if p.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    if state is not None:
-        state.use_fused_adam(p.fused_adam)
     if p.channels_last:
         model.to(memory_format=torch.channels_last)
-        if state is not None:
-            state.match_layouts()  # moments loaded from a checkpoint are still NCHW
+    if state is not None:
+        optim.use_fused_adam(state.all_optimizers(), p.fused_adam)
+        optim.match_layouts(state.all_optimizers())  # moments loaded from a checkpoint keep their saved layout
     if p.compile:
         if next(model.parameters()).device.type == "cpu":
             # Inductor would switch convs to channels_last on CPU; oneDNN's NHWC backward is slower

@@ -4,22 +4,25 @@ Paired metrics (when the split's domains share file names, as the synthetic seas
 L1 (pixel values in [0, 1]), PSNR and SSIM of A->B against the true B image, for the model,
 for identity (output = input) and for per-image histogram matching to B's training colours;
 plus cycle-reconstruction L1 (A->B->A vs A). Unpaired: FID and KID of A->B against real B
-(torchmetrics, optional). Images are evaluated with their shorter side at data.load_size.
+(torchmetrics, optional). Images are evaluated with their shorter side at data.load_size, and
+each is decoded once, whatever the number of pairs it takes part in.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..data.grid import save_grid
 from ..data.images import BadImage, load_image, to_model_range
 from ..data.layouts import discover
 from ..errors import UserError
+from ..progress import Progress
 from .baselines import HistogramMatcher
 from .metrics import fid_kid, paired_scores
 from .report import log_tensorboard
@@ -40,8 +43,82 @@ class PairScores:
     kid: float | None = None
 
 
+class _Images:
+    """One domain's evaluation images by file name, decoded on first use and kept (uint8)."""
+
+    def __init__(self, files: list[Path], load_size: int, limit: int | None):
+        self.files, self.load_size = files[:limit], load_size
+        self.by_name = {f.name: f for f in files}
+        self._cache: dict[str, torch.Tensor | None] = {}
+
+    def get(self, name: str) -> torch.Tensor | None:
+        """The image of that file name (the ground truth of other domains' images), or None."""
+        if name not in self._cache:
+            try:
+                self._cache[name] = load_image(self.by_name[name], self.load_size) if name in self.by_name else None
+            except BadImage:
+                self._cache[name] = None
+        return self._cache[name]
+
+    def readable(self) -> list[tuple[Path, torch.Tensor]]:
+        """The first `limit` files' images, unreadable ones left out."""
+        return [(f, img) for f in self.files if (img := self.get(f.name)) is not None]
+
+
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+@dataclass
+class _Pair:
+    """What scoring one ordered pair collects, image by image."""
+
+    scores: PairScores
+    rows: dict[str, list[dict[str, float]]] = field(default_factory=lambda: {"model": [], "identity": [], "histogram": []})
+    cycle: list[float] = field(default_factory=list)
+    grid: list[list[torch.Tensor]] = field(default_factory=list)
+
+
+def _score_image(tr: Translator, p: _Pair, img: torch.Tensor, truth: torch.Tensor | None, matcher: HistogramMatcher,
+                 distances: Any, examples: int) -> None:
+    a, b = p.scores.source, p.scores.target
+    x = to_model_range(img)[None].to(tr.device)
+    y = tr.batch(x, a, b)
+    back = tr.batch(y, b, a)
+    y01, x01 = (y.cpu() + 1) / 2, (x.cpu() + 1) / 2
+    p.cycle.append(((back.cpu() + 1) / 2 - x01).abs().mean().item())
+    p.scores.images += 1
+    paired = truth is not None and truth.shape == img.shape
+    if paired:
+        t01 = truth[None].float() / 255
+        p.rows["model"].append(paired_scores(y01.clamp(0, 1), t01))
+        p.rows["identity"].append(paired_scores(x01, t01))
+        p.rows["histogram"].append(paired_scores(matcher(img)[None].float() / 255, t01))
+        p.scores.paired += 1
+    if distances is not None:  # FID and KID
+        for metric in distances:
+            metric.update(y01.clamp(0, 1), real=False)
+    if len(p.grid) < examples:
+        p.grid.append([x[0].cpu(), y[0].cpu()] + ([to_model_range(truth)] if paired else []))
+
+
+def _score_pair(tr: Translator, a: str, b: str, images: dict[str, _Images], matcher: HistogramMatcher, fid_feature: Any,
+                examples: int, progress: Progress) -> _Pair:
+    sources = images[a].readable()
+    p = _Pair(PairScores(a, b))
+    distances = fid_kid(fid_feature, len(sources)) if fid_feature is not None else None
+    for f, img in sources:
+        _score_image(tr, p, img, images[b].get(f.name), matcher, distances, examples)
+        progress.update(1)
+    if distances is not None:
+        fid, kid = distances
+        for _, real in images[b].readable():
+            fid.update(real[None].float() / 255, real=True)
+            kid.update(real[None].float() / 255, real=True)
+        p.scores.fid, p.scores.kid = float(fid.compute()), float(kid.compute()[0])
+    p.scores.model, p.scores.identity, p.scores.histogram = (_mean(p.rows[k]) for k in ("model", "identity", "histogram"))
+    p.scores.cycle_l1 = float(np.mean(p.cycle)) if p.cycle else None
+    return p
 
 
 def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test", out: str | Path | None = None,
@@ -54,77 +131,18 @@ def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test
     if len(names) < 2:
         raise UserError(f"{domains_dir} has '{split}' images for {len(names)} of the run's domains ({', '.join(tr.domains)}); need two")
     load_size = tr.config.data.load_size
+    images = {n: _Images(layout.domains[n].files(split), load_size, max_images) for n in names}
     matchers = {n: HistogramMatcher(layout.domains[n].files("train") or layout.domains[n].files(split), load_size) for n in names}
-    files = {n: layout.domains[n].files(split)[:max_images] for n in names}
-    by_name = {n: {f.name: f for f in layout.domains[n].files(split)} for n in names}
-    from tqdm import tqdm
-
-    from ..data.grid import save_grid
-
-    results: list[PairScores] = []
-    bar = tqdm(total=sum(len(files[a]) * (len(names) - 1) for a in names), desc="eval", unit="img", disable=not progress, file=sys.stderr)
-    for a in names:
-        cache = []  # decode each source image once for all its targets
-        for f in files[a]:
-            try:
-                cache.append((f, load_image(f, load_size)))
-            except BadImage:
-                continue
-        for b in names:
-            if a == b:
-                continue
-            pr = PairScores(a, b)
-            rows: dict[str, list[dict[str, float]]] = {"model": [], "identity": [], "histogram": []}
-            cyc, grid_rows = [], []
-            fid = kid = None
-            if fid_feature is not None:
-                fid, kid = fid_kid(fid_feature, len(cache))
-            for f, img in cache:
-                x = to_model_range(img)[None].to(tr.device)
-                y = tr.batch(x, a, b)
-                back = tr.batch(y, b, a)
-                y01, x01 = (y.cpu() + 1) / 2, (x.cpu() + 1) / 2
-                cyc.append(((back.cpu() + 1) / 2 - x01).abs().mean().item())
-                pr.images += 1
-                truth_file = by_name[b].get(f.name)
-                truth = None
-                if truth_file is not None:
-                    try:
-                        truth = load_image(truth_file, load_size)
-                    except BadImage:
-                        truth = None
-                if truth is not None and truth.shape == img.shape:
-                    t01 = truth[None].float() / 255
-                    hist01 = matchers[b](img)[None].float() / 255
-                    rows["model"].append(paired_scores(y01.clamp(0, 1), t01))
-                    rows["identity"].append(paired_scores(x01, t01))
-                    rows["histogram"].append(paired_scores(hist01, t01))
-                    pr.paired += 1
-                if fid is not None:
-                    fid.update(y01.clamp(0, 1), real=False)
-                    kid.update(y01.clamp(0, 1), real=False)
-                if len(grid_rows) < examples:
-                    row = [x[0].cpu(), y[0].cpu()] + ([to_model_range(truth)] if truth is not None and truth.shape == img.shape else [])
-                    grid_rows.append(row)
-                bar.update(1)
-            if fid is not None:
-                for f in files[b]:
-                    try:
-                        real = load_image(f, load_size)[None].float() / 255
-                    except BadImage:
-                        continue
-                    fid.update(real, real=True)
-                    kid.update(real, real=True)
-                pr.fid = float(fid.compute())
-                pr.kid = float(kid.compute()[0])
-            pr.model, pr.identity, pr.histogram = _mean(rows["model"]), _mean(rows["identity"]), _mean(rows["histogram"])
-            pr.cycle_l1 = float(np.mean(cyc)) if cyc else None
-            if out is not None and grid_rows:
-                width = min(len(r) for r in grid_rows)
-                if all(r[0].shape == grid_rows[0][0].shape for r in grid_rows):
-                    save_grid([r[:width] for r in grid_rows], Path(out) / f"{a}_to_{b}.png")
-            results.append(pr)
-    bar.close()
+    total = sum(len(images[a].files) * (len(names) - 1) for a in names)
+    results = []
+    with Progress(total, "eval", unit="img", disable=not progress) as bar:
+        for a in names:
+            for b in (n for n in names if n != a):
+                p = _score_pair(tr, a, b, images, matchers[b], fid_feature, examples, bar)
+                results.append(p.scores)
+                if out is not None and p.grid and all(r[0].shape == p.grid[0][0].shape for r in p.grid):
+                    width = min(len(r) for r in p.grid)
+                    save_grid([r[:width] for r in p.grid], Path(out) / f"{a}_to_{b}.png")
     report = _summarise(tr, names, split, results)
     log_tensorboard(tr.run, report)
     if out is not None:
@@ -135,13 +153,8 @@ def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test
 
 def _summarise(tr: Translator, names: list[str], split: str, results: list[PairScores]) -> dict[str, Any]:
     paired = [r for r in results if r.paired]
-    mean = {}
-    for which in ("model", "identity", "histogram"):
-        rows = [getattr(r, which) for r in paired]
-        mean[which] = _mean(rows) if rows else {}
+    mean = {which: _mean([getattr(r, which) for r in paired]) for which in ("model", "identity", "histogram")}
     cyc = [r.cycle_l1 for r in results if r.cycle_l1 is not None]
     fids = [r.fid for r in results if r.fid is not None]
     return {"run": str(tr.run), "step": tr.step, "split": split, "flip_average": tr.flip_average, "domains": names, "pairs": [asdict(r) for r in results],
             "mean": {**mean, "cycle_l1": float(np.mean(cyc)) if cyc else None, "fid": float(np.mean(fids)) if fids else None}}
-
-

@@ -52,7 +52,7 @@ def _export_torchscript(net: nn.Module, path: Path) -> None:
     tmp.replace(path)
 
 
-def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: list[str] | None = None, fp16: bool = False,
+def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", names: list[str] | None = None, fp16: bool = False,
            announce: bool = True) -> Path:
     """Write out/<domain>.encoder.<ext>, out/<domain>.decoder.<ext> and out/model.json."""
     if fmt not in FORMATS:
@@ -60,7 +60,7 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
     if fmt == "onnx":
         _require_onnx()
     tr = Translator(run, device="cpu", announce=announce)
-    names = [tr.model.require(d) for d in domains] if domains else tr.domains
+    names = [tr.model.require(d) for d in names] if names else tr.domains
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -74,8 +74,8 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
     arch = model.arch
     image = torch.zeros(1, 3, 64, 64, dtype=dtype)
     latent = model.encoders[names[0]](image)
-    # model.output 'recolour' and 'recolour_mask' decoders also read the (padded) source image the latent came from
-    decoder_inputs = {"latent": latent, "source": image} if arch.output != "image" else {"latent": latent}
+    # Outputs that recolour their source (model.output 'recolour_mask') also read the padded image the latent came from.
+    decoder_inputs = {"latent": latent, "source": image} if model.decoders[names[0]].output.reads_source else {"latent": latent}
     files = {}
     ext = FORMATS[fmt]
     with torch.no_grad():
@@ -98,6 +98,8 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", domains: 
                       "padding": f"pad bottom and right to a multiple of {arch.size_multiple} and at least {MIN_SIDE} with reflection (edge replication "
                                  "where the image is not larger than the padding), run, then crop the output back"},
         "latent": {"channels": arch.size_multiple * arch.ngf, "scale": 1 / arch.size_multiple},
+        "training_scale": {"shorter_side": tr.config.data.load_size,
+                           "note": "translate with the shorter side resized to this (the scale the networks learned), then resize back"},
         "usage": f"latent = <source>.encoder(image); translated = <target>.decoder({', '.join(decoder_inputs)}): encode once, decode to every target",
         "architecture": dataclasses.asdict(arch),
         "source": {"run": str(tr.run.resolve()), "step": tr.step, "imported": manifest.get("imported"),

@@ -33,9 +33,16 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return s.mean().item()
 
 
+def edge_energy(x: torch.Tensor) -> float:
+    """Mean absolute difference between horizontally and vertically neighbouring pixels."""
+    return 0.5 * ((x[..., :, 1:] - x[..., :, :-1]).abs().mean() + (x[..., 1:, :] - x[..., :-1, :]).abs().mean()).item()
+
+
 def paired_scores(out: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
-    """out/truth: (1, 3, H, W) in [0, 1]."""
-    return {"l1": (out - truth).abs().mean().item(), "psnr": psnr(out, truth), "ssim": ssim(out, truth)}
+    """out/truth: (1, 3, H, W) in [0, 1]. 'edges': out's edge energy over truth's (1: as sharp;
+    below 1: blurred, or detail missing)."""
+    edges = edge_energy(out) / max(edge_energy(truth), 1e-12)
+    return {"l1": (out - truth).abs().mean().item(), "psnr": psnr(out, truth), "ssim": ssim(out, truth), "edges": edges}
 
 
 def fid_kid(feature: Any, n: int) -> tuple[Any, Any]:

@@ -37,7 +37,8 @@ def format_table(report: dict[str, Any], metric: str = "l1") -> list[str]:
     m = report["mean"]
     for which in ("model", "identity", "histogram"):
         if m[which]:
-            lines.append(f"mean {which:<9}  L1 {m[which]['l1']:.4f}  PSNR {m[which]['psnr']:.2f}  SSIM {m[which]['ssim']:.4f}")
+            lines.append(f"mean {which:<9}  L1 {m[which]['l1']:.4f}  PSNR {m[which]['psnr']:.2f}  SSIM {m[which]['ssim']:.4f}"
+                         f"  edges {m[which]['edges']:.2f}")
     if m["cycle_l1"] is not None:
         lines.append(f"mean cycle-reconstruction L1 {m['cycle_l1']:.4f}")
     if m["fid"] is not None:

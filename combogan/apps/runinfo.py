@@ -10,8 +10,8 @@ from ..model.combogan import ComboGAN
 from ..runs import checkpoint, rundir
 
 
-def run_info(run: str | Path | None) -> dict[str, Any]:
-    path = rundir.resolve(run)
+def run_info(run: str | Path | None, announce: bool = True) -> dict[str, Any]:
+    path = rundir.resolve(run, announce=announce)
     manifest = rundir.read_manifest(path)
     cfg = rundir.read_config(path)
     index = checkpoint.latest(path, verify=False)

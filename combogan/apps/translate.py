@@ -1,8 +1,10 @@
 """`combogan translate`: files, folders and globs in, image files out.
 
 Each input is encoded once by its domain's encoder and decoded by every target's decoder, at a
-working size (--load-size, --max-side) and saved at its own size. Unreadable inputs are skipped
-with one warning each; the rest go on.
+working size, and its outputs are saved at the input's own size. The working size is the
+training scale by default (shorter side at the run's data.load_size: the networks see content
+at the size they learned it), capped by --max-side. Unreadable inputs are skipped with one
+warning each; the rest go on.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from ..data.images import BadImage, load_image, to_model_range, to_uint8
+from ..data.images import BadImage, load_image, resize, to_model_range, to_uint8
 from ..data.layouts import IMAGE_EXTENSIONS, list_images
 from ..errors import UserError
+from ..progress import Progress
 from .translator import Translator
 
 # By default a larger input (a 24-megapixel photo) is translated with its longer side at this size
@@ -31,8 +34,8 @@ BATCH_PIXELS = 4 * 1024 * 1024
 
 
 def working_size(h: int, w: int, load_size: int | None = None, max_side: int | None = None) -> tuple[int, int]:
-    """The size an (h, w) input is translated at: shorter side at `load_size` (if given), then
-    scaled down so the longer side is at most `max_side` (if given; 0 or None: no cap)."""
+    """The size an (h, w) input is translated at: shorter side at `load_size` (if given; None:
+    its own size), then scaled down so the longer side is at most `max_side` (0 or None: no cap)."""
     scale = load_size / min(h, w) if load_size else 1.0
     if max_side and max(h, w) * scale > max_side:
         scale = max_side / max(h, w)
@@ -50,59 +53,71 @@ class TranslateReport:
 def translate_files(tr: Translator, inputs: list[str], source: str, to: list[str], out: Path, batch_size: int = 8,
                     grid: Path | None = None, overwrite: bool = False, progress: bool = True,
                     load_size: int | None = None, max_side: int | None = DEFAULT_MAX_SIDE) -> TranslateReport:
-    """Translate files; each is translated at working_size(load_size, max_side) and its
-    outputs are resized back to the input's own size."""
+    """Translate files; each is translated at working_size(load_size, max_side) (load_size None:
+    the input's own size) and its outputs are resized back to the input's own size."""
     targets = tr.targets(source, to)
     files = expand_inputs(inputs)
     out = Path(out)
     _refuse_overwriting_inputs(files, out, targets, overwrite)
-    from tqdm import tqdm
+    job = _Job(tr, source, targets, out, grid is not None)
+    with Progress(len(files), f"{source} -> {','.join(targets)}", unit="img", disable=not progress) as bar:
+        for batch in _same_size_batches(files, batch_size, job.skipped, _sizer(load_size, max_side)):
+            job.translate(batch)
+            bar.update(len(batch))
+    if job.capped and progress:
+        print(f"note: {job.capped} input(s) over --max-side {max_side} were translated at that size and resized back "
+              "(--max-side 0 translates at any size)", file=sys.stderr)
+    if job.written == 0:
+        if job.failed:
+            raise UserError(f"could not translate any input ({job.failed[0]})")
+        raise UserError(f"no readable images among the inputs ({len(job.skipped)} skipped)")
+    if grid is not None:
+        from ..data.grid import save_grid
 
-    skipped: list[str] = []
-    failed: list[str] = []
-    capped = 0
-    grid_rows: list[list[torch.Tensor]] = []
-    written = 0
-    bar = tqdm(total=len(files), desc=f"{source} -> {','.join(targets)}", unit="img", disable=not progress, file=sys.stderr)
-    for batch in _same_size_batches(files, batch_size, skipped, lambda h, w: working_size(h, w, load_size, max_side)):
-        capped += sum(1 for item in batch if max_side and max(item.size) > max_side and item.image.shape[-2:] != item.size)
-        x = torch.stack([to_model_range(item.image) for item in batch]).to(tr.device)
+        size = max(max(r[0].shape[-2:]) for r in job.grid_rows)
+        save_grid([[_fit(img, size) for img in row] for row in job.grid_rows], Path(grid))
+    return TranslateReport(job.written, job.skipped + [f.split(": ", 1)[0] for f in job.failed], out, Path(grid) if grid else None)
+
+
+def _sizer(load_size: int | None, max_side: int | None) -> Callable[[int, int], tuple[tuple[int, int], bool]]:
+    def size_for(h: int, w: int) -> tuple[tuple[int, int], bool]:
+        work = working_size(h, w, load_size, max_side)
+        return work, work != working_size(h, w, load_size)
+    return size_for
+
+
+class _Job:
+    """What translating a list of files writes and collects, batch by batch."""
+
+    def __init__(self, tr: Translator, source: str, targets: list[str], out: Path, grid: bool):
+        self.tr, self.source, self.targets, self.out, self.grid = tr, source, targets, out, grid
+        self.skipped: list[str] = []
+        self.failed: list[str] = []
+        self.grid_rows: list[list[torch.Tensor]] = []
+        self.written = self.capped = 0
+
+    def translate(self, batch: list[_Input]) -> None:
+        self.capped += sum(1 for item in batch if item.capped)
+        x = torch.stack([to_model_range(item.image) for item in batch]).to(self.tr.device)
         try:
-            outputs = tr.batch(x, source, targets)
+            outputs = self.tr.batch(x, self.source, self.targets)
         except (RuntimeError, ValueError) as exc:  # e.g. out of memory: skip these, go on
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             for item in batch:
                 print(f"warning: skipping {item.path}: could not translate it ({reason})", file=sys.stderr)
-                failed.append(f"{item.path}: {reason}")
-            bar.update(len(batch))
-            continue
-        for t in targets:
-            folder = out / t if len(targets) > 1 else out
+                self.failed.append(f"{item.path}: {reason}")
+            return
+        for t in self.targets:
+            folder = self.out / t if len(self.targets) > 1 else self.out
             for item, y in zip(batch, outputs[t]):
                 y = to_uint8(y).cpu()
                 if tuple(y.shape[-2:]) != item.size:  # translated at another scale: back to the input's size
-                    y = TF.resize(y, list(item.size), antialias=True)
+                    y = resize(y, item.size)
                 _save(y, folder / item.rel)
-        written += len(batch)
-        if grid is not None and len(grid_rows) < 8:
-            for i, item in enumerate(batch[: 8 - len(grid_rows)]):
-                grid_rows.append([to_model_range(item.image)] + [outputs[t][i].cpu() for t in targets])
-        bar.update(len(batch))
-    bar.close()
-    if capped and progress:
-        print(f"note: {capped} input(s) with a side over --max-side {max_side} were translated at that size and resized back "
-              "(--max-side 0 translates at full size)", file=sys.stderr)
-    if written == 0:
-        if failed:
-            raise UserError(f"could not translate any input ({failed[0]})")
-        raise UserError(f"no readable images among the inputs ({len(skipped)} skipped)")
-    skipped += [f.split(": ", 1)[0] for f in failed]
-    if grid is not None:
-        from ..data.grid import save_grid
-
-        size = max(max(r[0].shape[-2:]) for r in grid_rows)
-        save_grid([[_fit(img, size) for img in row] for row in grid_rows], Path(grid))
-    return TranslateReport(written, skipped, out, Path(grid) if grid else None)
+        self.written += len(batch)
+        if self.grid and len(self.grid_rows) < 8:
+            for i, item in enumerate(batch[: 8 - len(self.grid_rows)]):
+                self.grid_rows.append([to_model_range(item.image)] + [outputs[t][i].cpu() for t in self.targets])
 
 
 def _fit(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -161,12 +176,14 @@ class _Input:
     rel: Path  # output name relative to --out
     image: torch.Tensor  # uint8 (3, h, w) at the working size
     size: tuple[int, int]  # the input's own (h, w): outputs are saved at this size
+    capped: bool = False  # the working size was scaled down to --max-side
 
 
 def _same_size_batches(files: list[tuple[Path, Path]], batch_size: int, skipped: list[str],
-                       size_for: Callable[[int, int], tuple[int, int]]) -> Iterator[list[_Input]]:
-    """Stream decoded images, resized to size_for(h, w), in batches of equal size (never holding
-    more than one batch, and at most BATCH_PIXELS pixels in one)."""
+                       size_for: Callable[[int, int], tuple[tuple[int, int], bool]]) -> Iterator[list[_Input]]:
+    """Stream decoded images, resized to size_for(h, w) (the working size, and whether --max-side
+    capped it), in batches of equal size (never holding more than one batch, and at most
+    BATCH_PIXELS pixels in one)."""
     batch: list[_Input] = []
     for path, rel in files:
         try:
@@ -176,14 +193,14 @@ def _same_size_batches(files: list[tuple[Path, Path]], batch_size: int, skipped:
             skipped.append(str(path))
             continue
         h, w = img.shape[-2:]
-        work = size_for(h, w)
+        work, capped = size_for(h, w)
         if work != (h, w):
-            img = TF.resize(img, list(work), antialias=True)
+            img = resize(img, work)
         room = max(1, min(batch_size, BATCH_PIXELS // (work[0] * work[1])))
         if batch and (img.shape != batch[0].image.shape or len(batch) >= room):
             yield batch
             batch = []
-        batch.append(_Input(path, rel, img, (h, w)))
+        batch.append(_Input(path, rel, img, (h, w), capped))
     if batch:
         yield batch
 

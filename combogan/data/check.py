@@ -68,9 +68,10 @@ def check(root: str | Path) -> Report:
     return report
 
 
-def format_report(r: Report) -> list[str]:
-    lines = [f"layout: {r.layout.kind}", f"root: {r.layout.root}", "domains:"]
-    for name, counts in r.layout.counts().items():
+def format_report(r: Report, problems_only: bool = False) -> list[str]:
+    """The report as lines; problems_only: only the corrupt files, warnings and problems."""
+    lines = [] if problems_only else [f"layout: {r.layout.kind}", f"root: {r.layout.root}", "domains:"]
+    for name, counts in ({} if problems_only else r.layout.counts()).items():
         split_text = ", ".join(f"{s} {n}" for s, n in counts.items())
         size = r.sizes.get(name)
         size_text = f"  sizes {size[0][0]}x{size[0][1]} .. {size[1][0]}x{size[1][1]}" if size else ""
@@ -81,5 +82,6 @@ def format_report(r: Report) -> list[str]:
         lines.append(f"corrupt: ... and {len(r.corrupt) - 10} more ({len(r.corrupt)} in all)")
     lines += [f"warning: {w}" for w in r.warnings]
     lines += [f"problem: {e}" for e in r.errors]
-    lines.append("ok: ready to train" if r.ok else "not ready: training would fail")
+    if not problems_only:
+        lines.append("ok: ready to train" if r.ok else "not ready: training would fail")
     return lines

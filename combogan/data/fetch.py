@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 import urllib.error
 import urllib.request
 import zipfile
@@ -16,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from ..domains import recipe
 from ..errors import UserError
+from ..progress import Progress
 
 CHUNK = 1 << 20
 
@@ -40,10 +40,9 @@ def _download(url: str, dest: Path, progress: bool, timeout: float = 30.0) -> No
             have = 0  # the server ignored Range: start over
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        from tqdm import tqdm
-
-        with open(part, "ab" if resumed else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                               desc=dest.name, disable=not progress, file=sys.stderr) as bar:
+        mib = 2**20
+        with open(part, "ab" if resumed else "wb") as f, Progress(total / mib if total else None, dest.name, unit="MiB", initial=have / mib,
+                                                                  disable=not progress) as bar:
             while True:
                 try:
                     chunk = response.read(CHUNK)
@@ -52,7 +51,7 @@ def _download(url: str, dest: Path, progress: bool, timeout: float = 30.0) -> No
                 if not chunk:
                     break
                 f.write(chunk)
-                bar.update(len(chunk))
+                bar.update(len(chunk) / mib)
     size = part.stat().st_size
     if total is not None and size != total:
         raise UserError(f"download incomplete ({size} of {total} bytes); run the same command again to resume")

@@ -62,6 +62,14 @@ def load_image(path: str | Path, short_side: int | None = None, resize: str = "s
     return t
 
 
+def resize(img: torch.Tensor, size: list[int] | tuple[int, int]) -> torch.Tensor:
+    """Antialiased resize of a uint8 (3, H, W) image to exactly (h, w). PyTorch's uint8
+    antialiasing kernel fails on 1x1 outputs, so those go through float."""
+    if tuple(size) != (1, 1):
+        return TF.resize(img, list(size), antialias=True)
+    return TF.resize(img.float(), [1, 1], antialias=True).round().clamp(0, 255).to(torch.uint8)
+
+
 def to_model_range(t: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1] (the tanh output range)."""
     return t.float().div(127.5).sub(1.0)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..training.sampler import PairSampler
 from .images import BadImage, center_crop, load_image, random_crop_flip, to_model_range
+from .sampler import PairSampler
 
 
 class DomainImages(Dataset):

@@ -21,7 +21,9 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import UserError
-from .networks import Decoder, Discriminator, Encoder, count_parameters, init_weights, spectral_norm_
+from .critics import build_critic
+from .generator import Decoder, Encoder
+from .layers import count_parameters, init_weights
 
 PARTS = ("encoder", "decoder", "discriminator")
 # The smallest side the generator takes: its 7x7 reflection padding needs >= 4 pixels, and after
@@ -84,10 +86,8 @@ class ComboGAN(nn.Module):
         device = next(self.parameters()).device if len(self) else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stable_seed(seed, name))
-            nets = nn.ModuleDict({"encoder": Encoder(self.arch), "decoder": Decoder(self.arch), "discriminator": Discriminator(self.arch)})
+            nets = nn.ModuleDict({"encoder": Encoder(self.arch), "decoder": Decoder(self.arch), "discriminator": build_critic(self.arch)})
             init_weights(nets)
-            if self.arch.spectral_norm:
-                spectral_norm_(nets["discriminator"])
         if device is not None:
             nets.to(device)
         self.encoders[name], self.decoders[name], self.discriminators[name] = nets["encoder"], nets["decoder"], nets["discriminator"]
@@ -104,7 +104,7 @@ class ComboGAN(nn.Module):
         return self.encoders[self.require(domain)](x)
 
     def decode(self, z: torch.Tensor, domain: str, source: torch.Tensor | None = None) -> torch.Tensor:
-        """source: the image z was encoded from (model.output 'recolour' and 'recolour_mask' decoders recolour it)."""
+        """source: the image z was encoded from (what model.output 'recolour_mask' recolours)."""
         return self.decoders[self.require(domain)](z, source)
 
     @torch.no_grad()

@@ -88,8 +88,8 @@ def check_identity_meaning(run: Path, manifest: dict[str, Any], saved: Config, c
     if manifest.get("version", 1) >= 2 or saved.loss.lambda_identity == 0 or cfg.loss.lambda_identity != saved.loss.lambda_identity:
         return
     raise UserError(f"{run} was trained by combogan 0.1, where loss.lambda_identity={saved.loss.lambda_identity} meant the autoencoding "
-                    "term; since 0.2 it means CycleGAN's identity. Continue with --set loss.lambda_identity=0 (for ComboGAN's "
-                    "autoencoding add --set loss.lambda_autoencode=W; see the README's loss table)")
+                    "term; since 0.2 it means CycleGAN's identity. Continue with --set loss.lambda_identity=0 (or with "
+                    "CycleGAN's identity at the weight you choose)")
 
 
 def domain_names(manifest: dict[str, Any]) -> list[str]:

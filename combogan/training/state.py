@@ -20,16 +20,6 @@ from .ema import WeightAverage
 from .pool import ImagePool
 
 
-def _portable(opt_state: dict) -> dict:
-    """A CUDA-graphed run keeps lr as a device tensor and capturable=True; save plain settings so
-    the checkpoint loads anywhere (the graphed step re-applies its own on the next run)."""
-    for group in opt_state["param_groups"]:  # state_dict() made fresh group dicts: safe to edit
-        if isinstance(group.get("lr"), torch.Tensor):
-            group["lr"] = float(group["lr"])
-        group["capturable"] = False
-    return opt_state
-
-
 class TrainState:
     def __init__(self, model: ComboGAN, cfg: TrainConfig, rank: int = 0):
         self.model, self.cfg = model, cfg
@@ -38,7 +28,6 @@ class TrainState:
         self.critic_opt: dict[str, torch.optim.Optimizer] = {}
         self.pools: dict[str, ImagePool] = {}
         self.frozen: set[str] = set()
-        self.fused_adam = True
         self.ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
         transforms = policy(cfg.diffaugment)
         self.augment = CriticAugment(transforms, cfg.seed, rank) if transforms else None
@@ -51,7 +40,6 @@ class TrainState:
         kw = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2)}
         self.generator_opt[name] = torch.optim.Adam(self.model.generator_parameters(name), **kw)
         self.critic_opt[name] = torch.optim.Adam([{"params": p, "lr": self.cfg.lr * factor} for p, factor in self._critic_parts(name)], **kw)
-        self._set_adam_impl(self.generator_opt[name], self.critic_opt[name])
         if self.ema is not None:
             self.ema.add(name)
 
@@ -83,28 +71,6 @@ class TrainState:
     def all_optimizers(self) -> list[torch.optim.Optimizer]:
         return [*self.generator_opt.values(), *self.critic_opt.values()]
 
-    def use_fused_adam(self, fused: bool) -> None:
-        """Fused Adam (one kernel per group; on CPU ~6x faster than foreach) or PyTorch's default.
-        Re-applied after loading optimizer state, which would otherwise restore the saved choice."""
-        self.fused_adam = fused
-        self._set_adam_impl(*self.all_optimizers())
-
-    def _set_adam_impl(self, *opts: torch.optim.Optimizer) -> None:
-        for opt in opts:
-            for group in opt.param_groups:
-                group["fused"], group["foreach"] = (True, False) if self.fused_adam else (None, None)
-
-    def match_layouts(self, opts: Iterable[torch.optim.Optimizer] | None = None) -> None:
-        """Give every Adam moment its parameter's memory layout. Fused Adam assumes they share
-        strides and silently computes wrong updates when they do not: after loading moments
-        saved from a run in another memory format (perf.channels_last changed at a resume), or
-        after the parameters changed format."""
-        for opt in self.all_optimizers() if opts is None else opts:
-            for param, st in opt.state.items():
-                for key, value in st.items():
-                    if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
-                        st[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
-
     def _critic_parts(self, name: str) -> list[tuple[list[torch.nn.Parameter], float]]:
         """The critic's parameter groups, each with its learning rate relative to the generators':
         the PatchGAN at train.critic_lr_factor and, with model.n_layers_d_local, the local critic
@@ -124,11 +90,7 @@ class TrainState:
         jobs += [(self.critic_opt[n], [f for _, f in self._critic_parts(n)]) for n in names if n in self.critic_opt]
         for opt, factors in jobs:
             for group, factor in zip(opt.param_groups, factors, strict=True):
-                value = lr * factor
-                if isinstance(group["lr"], torch.Tensor):
-                    group["lr"].fill_(value)  # in place: a captured CUDA graph reads this tensor
-                else:
-                    group["lr"] = value
+                group["lr"] = lr * factor
 
     # --- per-domain state (what a checkpoint stores for each domain beside its weights) --------
     def domain_state(self, name: str, rank_pools: list[dict] | None = None) -> dict:
@@ -136,8 +98,8 @@ class TrainState:
         Under torchrun, `rank_pools` holds every rank's pool state (rank 0's is also 'pool')."""
         gen, crit = self.generator_opt.get(name), self.critic_opt.get(name)
         state = {
-            "gen_opt": _portable(gen.state_dict()) if gen else None,
-            "dis_opt": _portable(crit.state_dict()) if crit else None,
+            "gen_opt": gen.state_dict() if gen else None,
+            "dis_opt": crit.state_dict() if crit else None,
             "pool": rank_pools[0] if rank_pools else self.pools[name].state_dict(),
         }
         if rank_pools and len(rank_pools) > 1:
@@ -154,8 +116,6 @@ class TrainState:
             gen.load_state_dict(state["gen_opt"])
         if crit is not None and state.get("dis_opt") is not None:
             crit.load_state_dict(state["dis_opt"])
-        self._set_adam_impl(*(o for o in (gen, crit) if o is not None))
-        self.match_layouts([o for o in (gen, crit) if o is not None])
         if self.ema is not None and name in self.ema.shadow and state.get("ema") is not None:
             self.ema.load_state(name, state["ema"])  # else (train.ema switched on at a resume): it starts now
         pools = state.get("rank_pools") or [state["pool"]]

@@ -5,27 +5,21 @@ Read beside the paper. For the sampled ordered pair (A, B) and batches a ~ A, b 
     fake_b = dec_B(enc_A(a))         rec_a = dec_A(enc_B(fake_b))
     fake_a = dec_A(enc_B(b))         rec_b = dec_B(enc_A(fake_a))
 
-(loss.cycle_forward_grad scales the cycle's gradient that flows back through fake_b into
-enc_A and dec_B, likewise fake_a; 1, the paper's, passes all of it.)
-
-(Each decoder is also handed the image its latent came from, dec_B(enc_A(a), a): with
-model.output 'recolour' or 'recolour_mask' it recolours that image; with 'image', the paper's, it ignores it.)
-
     L_G = GAN(D_B(fake_b), real) + GAN(D_A(fake_a), real)
         + lambda_cyc * (|rec_a - a|_1 + |rec_b - b|_1)
         [+ lambda_cyc * lambda_idt * (|dec_A(enc_B(a)) - a|_1 + |dec_B(enc_A(b)) - b|_1)]   CycleGAN identity
-        [+ lambda_ae * (S(dec_A(enc_A(a)), a) + S(dec_B(enc_B(b)), b))]   ComboGAN autoencode
-        [+ lambda_fwd * (S(fake_b, a) + S(fake_a, b))]                    ComboGAN forward
-        [+ lambda_lat * (|enc_B(fake_b) - enc_A(a)|_1 + |enc_A(fake_a) - enc_B(b)|_1)]
 
     L_D_B = 0.5 * (GAN(D_B(b), real) + GAN(D_B(pool_B(fake_b)), fake)),  likewise L_D_A.
-
-    S = smooth L1 of 3x3/2 average-pooled images (the official ComboGAN code's criterionIdt).
 
 G is updated first, then D on fakes from its history pool. Only the two sampled domains'
 networks and optimizers are touched; a frozen domain (add-domain) passes gradients through but
 is never stepped. L_G is a sum over the two directions of the cycle (A->B->A and B->A->B),
 which share weights but no activations: each is one forward+backward job.
+
+Two departures the config can choose: with loss.cycle_forward_grad false (the default) the
+cycle's gradient stops at fake_b (and fake_a), so the cycle trains only the way back; each
+decoder is handed the image its latent came from, dec_B(enc_A(a), a), which the
+'recolour_mask' output recolours (the paper's 'image' output ignores it).
 
 *How* the pieces run (one after the other or on two threads, autocast, gradient averaging
 across ranks, in-place zeroing for CUDA graphs) is the Executor's business: the speed layer
@@ -43,7 +37,7 @@ import torch
 
 from ..config import LossConfig
 from ..model.combogan import ComboGAN
-from ..model.losses import Prediction, discriminator_loss, downsampled_smooth_l1, gan_loss, l1
+from ..model.losses import WeightedMaps, discriminator_loss, gan_loss, l1
 from .state import TrainState
 
 T = TypeVar("T")
@@ -72,7 +66,7 @@ class Executor:
         return bool(torch.isfinite(loss))
 
 
-Critic = Callable[[str, torch.Tensor, str], Prediction]
+Critic = Callable[[str, torch.Tensor, str], WeightedMaps]
 
 
 def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: LossConfig,
@@ -81,11 +75,9 @@ def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: Los
     critic(domain, images, role) judges (default: that domain's discriminator, as it is)."""
     critic = critic or (lambda d, x, role: model.discriminators[d](x))
     lc = loss.lambda_cycle
-    z = model.encoders[src](real)
-    fake = model.decoders[dst](z, real)
-    back = scale_grad(fake, loss.cycle_forward_grad)  # where the way back starts
-    z_fake = model.encoders[dst](back)
-    rec = model.decoders[src](z_fake, back)
+    fake = model.decoders[dst](model.encoders[src](real), real)
+    back = fake if loss.cycle_forward_grad else fake.detach()  # where the way back starts
+    rec = model.decoders[src](model.encoders[dst](back), back)
     terms = {
         f"G_gan/{dst}": gan_loss(critic(dst, fake, "fake"), True, loss.gan_mode),
         f"cycle/{src}": lc * l1(rec, real),
@@ -93,23 +85,7 @@ def direction(model: ComboGAN, src: str, dst: str, real: torch.Tensor, loss: Los
     if loss.lambda_identity > 0:
         # CycleGAN: the generator *into* src should leave a src image alone (G_B(a) ~ a).
         terms[f"idt/{src}"] = lc * loss.lambda_identity * l1(model.decoders[src](model.encoders[dst](real), real), real)
-    if loss.lambda_autoencode > 0:
-        terms[f"autoencode/{src}"] = loss.lambda_autoencode * downsampled_smooth_l1(model.decoders[src](z, real), real)
-    if loss.lambda_forward > 0:
-        terms[f"forward/{src}"] = loss.lambda_forward * downsampled_smooth_l1(fake, real)
-    if loss.lambda_latent > 0:
-        # The target latent is detached: the cycle should pull enc_dst(fake) to z, not z to it.
-        terms[f"latent/{src}"] = loss.lambda_latent * l1(z_fake, z.detach())
     return terms, fake
-
-
-def scale_grad(x: torch.Tensor, share: float) -> torch.Tensor:
-    """x in the forward pass; `share` of the gradient flows back through it (0: none, as detach)."""
-    if share == 1.0:
-        return x
-    if share == 0.0:
-        return x.detach()  # no graph kept: the backward pass stops here
-    return torch.lerp(x.detach(), x, share)
 
 
 @dataclass
@@ -129,33 +105,33 @@ class Step:
     winter, 'cycle/summer' the reconstruction of summer inputs, 'D/winter' winter's critic.
     """
 
-    def __init__(self, model: ComboGAN, state: TrainState, loss: LossConfig, run: Executor | None = None):
+    def __init__(self, model: ComboGAN, state: TrainState, loss: LossConfig, executor: Executor | None = None):
         self.model, self.state, self.loss = model, state, loss
-        self.run = run or Executor()
+        self.executor = executor or Executor()
 
     def __call__(self, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         g_opts, d_opts = self.state.optimizers(pair, "generator"), self.state.optimizers(pair, "critic")
 
         g = self.generators(pair, real_a, real_b)
-        if not self.run.finite(g.total):
-            self.run.zero(g_opts)  # a bad step only throws its gradients away
+        if not self.executor.finite(g.total):
+            self.executor.zero(g_opts)  # a bad step only throws its gradients away
             return {"skipped": torch.ones(())}
-        self.run.update(g_opts)
+        self.executor.update(g_opts)
 
         critics = self.pooled(pair, real_a, real_b, g)
         d_terms = self.critics(critics)
         if d_terms:
-            if self.run.finite(sum(d_terms.values())):
-                self.run.update(d_opts)
+            if self.executor.finite(sum(d_terms.values())):
+                self.executor.update(d_opts)
             else:
-                self.run.zero(d_opts)
+                self.executor.zero(d_opts)
         return {**g.terms, **d_terms, "G_total": g.total.detach()}
 
     def generators(self, pair: tuple[str, str], real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorPass:
         """Zero G's gradients, then both directions forward and backward. The critics judge the
         fakes but take no gradient from L_G."""
         a, b = pair
-        self.run.zero(self.state.optimizers(pair, "generator"))
+        self.executor.zero(self.state.optimizers(pair, "generator"))
         critics = [self.model.discriminators[n] for n in pair if n not in self.state.frozen]
         for d in critics:
             d.requires_grad_(False)
@@ -164,7 +140,7 @@ class Step:
             return sum(terms.values()), (terms, fake)
 
         try:
-            (loss_a, (terms_a, fake_b)), (loss_b, (terms_b, fake_a)) = self.run.both(
+            (loss_a, (terms_a, fake_b)), (loss_b, (terms_b, fake_a)) = self.executor.both(
                 self._job(lambda: one_way(a, b, real_a), real_a.device), self._job(lambda: one_way(b, a, real_b), real_b.device))
         finally:
             for d in critics:
@@ -181,16 +157,16 @@ class Step:
 
     def critics(self, critics: list[tuple[str, torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Zero the critics' gradients, then each critic on real vs pooled fake, forward and backward."""
-        self.run.zero(self.state.optimizers([d for d, _, _ in critics], "critic"))
+        self.executor.zero(self.state.optimizers([d for d, _, _ in critics], "critic"))
 
         def judge(d: str, real: torch.Tensor, fake: torch.Tensor):
             return discriminator_loss(self.critic(d, real, "real"), self.critic(d, fake, "pooled"), self.loss.gan_mode), None
 
         jobs = [self._job(lambda c=c: judge(*c), c[1].device) for c in critics]
-        losses = self.run.both(*jobs) if len(jobs) == 2 else [job() for job in jobs]
+        losses = self.executor.both(*jobs) if len(jobs) == 2 else [job() for job in jobs]
         return {f"D/{d}": value for (d, _, _), (value, _) in zip(critics, losses)}
 
-    def critic(self, domain: str, images: torch.Tensor, role: str) -> Prediction:
+    def critic(self, domain: str, images: torch.Tensor, role: str) -> WeightedMaps:
         """The domain's critic on `images`, through train.diffaugment's transforms when set."""
         augment = self.state.augment
         return self.model.discriminators[domain](augment(images, domain, role) if augment else images)
@@ -199,7 +175,7 @@ class Step:
         """forward() -> (loss, extra) as one job: forward under the executor's autocast (entered on
         the job's own thread: autocast is thread-local), then backward; (detached loss, extra)."""
         def job() -> tuple[torch.Tensor, T]:
-            with self.run.autocast(device):
+            with self.executor.autocast(device):
                 loss, extra = forward()
             loss.backward()
             return loss.detach(), extra

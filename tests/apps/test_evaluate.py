@@ -18,6 +18,18 @@ def test_ssim_psnr_basics():
     assert ssim(torch.rand(1, 3, 6, 6), torch.rand(1, 3, 6, 6)) < 0.9  # smaller than the window: still works
 
 
+def test_edge_energy_ratio_tells_blurred_from_sharp():
+    from combogan.apps.metrics import edge_energy, paired_scores
+
+    stripes = torch.zeros(1, 3, 16, 16)
+    stripes[..., ::2] = 1.0  # every horizontal neighbour differs by 1, no vertical one
+    assert edge_energy(stripes) == pytest.approx(0.5)
+    blurred = torch.nn.functional.avg_pool2d(stripes, 3, stride=1, padding=1, count_include_pad=False)
+    assert paired_scores(stripes, stripes)["edges"] == pytest.approx(1.0)
+    assert paired_scores(blurred, stripes)["edges"] < 0.5  # a blurred output keeps less than half the edges
+    assert paired_scores(torch.full_like(stripes, 0.5), stripes)["edges"] == 0.0
+
+
 def test_histogram_matching_moves_colours_to_the_reference(tmp_path):
     from PIL import Image
 
@@ -37,7 +49,7 @@ def test_eval_report_table_json_grids(trained_run, seasons, tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(report["pairs"]) == 12 and all(p["paired"] == 3 for p in report["pairs"])
     for which in ("model", "identity", "histogram"):
-        assert set(report["mean"][which]) == {"l1", "psnr", "ssim"}
+        assert set(report["mean"][which]) == {"l1", "psnr", "ssim", "edges"}
     assert report["mean"]["identity"]["l1"] > 0.05  # seasons really differ
     assert (tmp_path / "ev" / "summer_to_winter.png").is_file() and (tmp_path / "ev" / "eval.json").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -66,7 +66,7 @@ def test_encode_once_decode_to_every_domain(exported, trained_run):
 
 
 def test_torchscript_and_fp16(trained_run, tmp_path, capsys):
-    code, _, err = _cli(capsys, "export", "--run", trained_run, "--out", tmp_path / "ts", "--format", "torchscript", "--domains", "summer,winter", "-q")
+    code, _, err = _cli(capsys, "export", "--run", trained_run, "--out", tmp_path / "ts", "--format", "torchscript", "--names", "summer,winter", "-q")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "ts").iterdir()) == ["model.json", "summer.decoder.pt", "summer.encoder.pt", "winter.decoder.pt",
                                                                   "winter.encoder.pt"]
@@ -75,7 +75,7 @@ def test_torchscript_and_fp16(trained_run, tmp_path, capsys):
     with torch.no_grad():
         got = torch.jit.load(str(tmp_path / "ts" / "winter.decoder.pt"))(torch.jit.load(str(tmp_path / "ts" / "summer.encoder.pt"))(x))
     torch.testing.assert_close(got, model.translate(x, "summer", "winter"), rtol=0, atol=1e-5)
-    code, _, err = _cli(capsys, "export", "--run", trained_run, "--out", tmp_path / "half", "--fp16", "--domains", "summer", "-q")
+    code, _, err = _cli(capsys, "export", "--run", trained_run, "--out", tmp_path / "half", "--fp16", "--names", "summer", "-q")
     assert code == 0, err
     assert json.loads((tmp_path / "half" / "model.json").read_text())["dtype"] == "float16"
     z = _session(tmp_path / "half" / "summer.encoder.onnx").run(None, {"image": x.numpy().astype(np.float16)})[0]
@@ -109,7 +109,14 @@ def test_the_standalone_example_translates_like_combogan(exported, trained_run, 
                 "--device", "cpu", "-q")[0] == 0
     a = np.asarray(Image.open(tmp_path / "onnx.png"), dtype=int)
     b = np.asarray(Image.open(tmp_path / "t" / "in.png"), dtype=int)
-    assert a.shape == b.shape == (23, 37, 3) and np.abs(a - b).max() <= 1
+    assert a.shape == b.shape == (23, 37, 3) and np.abs(a - b).max() <= 1  # both at the training scale (36 px here)
+    res = subprocess.run([sys.executable, str(TOOL), str(tmp_path / "in.png"), "--model", str(exported), "--from", "summer", "--to", "winter",
+                          "--out", str(tmp_path / "native.png"), "--native-size"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert _cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", tmp_path / "in.png", "--out", tmp_path / "n",
+                "--device", "cpu", "-q", "--native-size")[0] == 0
+    a = np.asarray(Image.open(tmp_path / "native.png"), dtype=int)
+    assert np.abs(a - np.asarray(Image.open(tmp_path / "n" / "in.png"), dtype=int)).max() <= 1 and np.abs(a - b).max() > 1
 
 
 def test_export_errors_are_one_line(trained_run, tmp_path, capsys, monkeypatch):
@@ -118,7 +125,9 @@ def test_export_errors_are_one_line(trained_run, tmp_path, capsys, monkeypatch):
         lines = err.strip().splitlines()
         assert code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], err
 
-    one_error(["export", "--run", trained_run, "--out", tmp_path / "o", "--domains", "mars", "-q"], "unknown domain 'mars'")
+    one_error(["export", "--run", trained_run, "--out", tmp_path / "o", "--names", "mars", "-q"], "unknown domain 'mars'")
+    code, _, err = _cli(capsys, "export", "--run", trained_run, "--out", tmp_path / "o", "--domains", "summer")  # train's word, not export's
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "export takes --names A,B" in err and not (tmp_path / "o").exists()
     (tmp_path / "file").write_text("x")
     one_error(["export", "--run", trained_run, "--out", tmp_path / "file" / "sub", "-q"], "cannot write to")
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if the export extra were not installed
@@ -127,19 +136,19 @@ def test_export_errors_are_one_line(trained_run, tmp_path, capsys, monkeypatch):
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
 
 
-@pytest.mark.parametrize("output", ["recolour", "recolour_mask"])
-def test_recolour_decoders_export_with_their_source_input(seasons, tmp_path, capsys, output):
-    """model.output 'recolour' and 'recolour_mask': each decoder graph reads (latent, source); ONNX,
-    TorchScript and the standalone example translate as combogan does."""
+def test_recolour_decoders_export_with_their_source_input(seasons, tmp_path, capsys):
+    """model.output 'recolour_mask': each decoder graph reads (latent, source); ONNX, TorchScript
+    and the standalone example translate as combogan does."""
     from conftest import tiny_config
 
-    from combogan.training.loop import train
+    from combogan.apps.train import train
 
+    output = "recolour_mask"
     run = tmp_path / "run"
     train(seasons, tiny_config(f"model.output={output}"), run=run, device="cpu", max_iters=4, quiet=True)
     model = Translator(run, device="cpu").model
-    assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "onnx", "--domains", "summer,winter", "-q")[0] == 0
-    assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "ts", "--format", "torchscript", "--domains", "summer,winter", "-q")[0] == 0
+    assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "onnx", "--names", "summer,winter", "-q")[0] == 0
+    assert _cli(capsys, "export", "--run", run, "--out", tmp_path / "ts", "--format", "torchscript", "--names", "summer,winter", "-q")[0] == 0
     info = json.loads((tmp_path / "onnx" / "model.json").read_text())
     assert info["architecture"]["output"] == output and "decoder(latent, source)" in info["usage"]
     x = torch.rand(2, 3, 28, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1

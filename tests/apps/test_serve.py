@@ -98,13 +98,23 @@ def test_api_translates_one_target_and_all(server):
     assert Image.open(io.BytesIO(server.request("/api/translate?from=summer&to=winter", _png((100, 50)))[2])).size == (64, 32)
 
 
-def test_flip_average_is_served_as_translate_makes_it(trained_run):
+def test_served_images_are_what_translate_makes(trained_run, tmp_path):
+    """At the training scale by default, or the upload's own size (load_size 0), with or without
+    flip averaging: the same pixels as `combogan translate` with the same flags."""
+    from combogan.cli import main
+
     png = _png((24, 16))
-    plain = TranslateService(Translator(trained_run, device="cpu")).translate(png, "summer", "winter")["winter"]
-    flip = TranslateService(Translator(trained_run, device="cpu", flip_average=True)).translate(png, "summer", "winter")["winter"]
-    want = Translator(trained_run, device="cpu", flip_average=True).translate(Image.open(io.BytesIO(png)), "summer", "winter")
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(flip))), np.asarray(want))
-    assert not np.array_equal(np.asarray(Image.open(io.BytesIO(plain))), np.asarray(want))
+    (tmp_path / "in.png").write_bytes(png)
+    for flags, load_size, flip in (((), None, False), (("--native-size",), 0, False), (("--native-size", "--flip-average"), 0, True)):
+        out = tmp_path / "-".join(flags or ("default",))
+        assert main(["translate", "--run", str(trained_run), "--from", "summer", "--to", "winter", str(tmp_path / "in.png"), "--out", str(out),
+                     "--device", "cpu", "-q", *flags]) == 0
+        tr = Translator(trained_run, device="cpu", flip_average=flip)
+        served = TranslateService(tr, load_size=load_size).translate(png, "summer", "winter")["winter"]
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(served))), np.asarray(Image.open(out / "in.png"))), flags
+    native = TranslateService(Translator(trained_run, device="cpu"), load_size=0).translate(png, "summer", "winter")["winter"]
+    want = Translator(trained_run, device="cpu").translate(Image.open(io.BytesIO(png)), "summer", "winter")  # the Python API: own size
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(native))), np.asarray(want))
 
 
 def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, caplog):
@@ -133,6 +143,33 @@ def test_concurrent_requests_are_safe(server):
         got = list(pool.map(lambda i: (i % 4, server.request("/api/translate?from=winter&to=autumn", _png(seed=i % 4))), range(16)))
     for seed, (status, _, body) in got:
         assert status == 200 and body == serial[seed]  # no request saw another's tensors
+
+
+def test_past_the_queue_a_prompt_503_with_retry_after_then_recovery(trained_run):
+    """More concurrent requests than --max-queue: the extra ones are answered 503 with Retry-After
+    at once (not after waiting their turn), and once the load drops every request succeeds."""
+    tr = Translator(trained_run, device="cpu")
+    real = tr.batch
+    tr.batch = lambda *a, **kw: (time.sleep(0.5), real(*a, **kw))[1]  # a slow model: the queue fills
+    s = Server(TranslateService(tr, max_queue=2))
+    try:
+        def timed(i):
+            req = urllib.request.Request(s.url + "/api/translate?from=summer&to=winter", data=_png(seed=i), method="POST")
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    return r.status, None, time.perf_counter() - start
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.headers.get("retry-after"), time.perf_counter() - start
+
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(timed, range(8)))
+        busy = [g for g in got if g[0] == 503]
+        assert {g[0] for g in got} == {200, 503} and len(busy) >= 4
+        assert all(int(retry) >= 1 and seconds < 0.45 for _, retry, seconds in busy)  # prompt: no turn waited
+        assert all(s.request("/api/translate?from=summer&to=winter", _png())[0] == 200 for _ in range(3))  # recovered
+    finally:
+        s.stop()
 
 
 def test_all_interfaces_warns(trained_run):

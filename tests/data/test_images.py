@@ -8,10 +8,10 @@ import pytest
 from conftest import tiny_config
 from PIL import Image
 
+from combogan.apps.train import train
 from combogan.cli import main
 from combogan.data.check import check
 from combogan.data.images import BadImage, load_image
-from combogan.training.loop import train
 
 
 def test_modes_become_rgb(tmp_path):

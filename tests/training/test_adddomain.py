@@ -4,12 +4,11 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from combogan.apps.train import add_domains, train
 from combogan.apps.translator import Translator
 from combogan.cli import main
 from combogan.errors import UserError
 from combogan.runs import checkpoint, rundir
-from combogan.training.adddomain import add_domains
-from combogan.training.loop import train
 
 
 @pytest.fixture

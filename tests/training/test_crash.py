@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import TINY_SET, tiny_config
 
+from combogan.apps.train import train
 from combogan.errors import UserError
 from combogan.runs import checkpoint
-from combogan.training.loop import train
 
 ARGS = [a for s in TINY_SET for a in ("--set", s)] + ["--set", "train.checkpoint_every=2", "--device", "cpu", "-q"]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from conftest import TINY_SET, tiny_config
 
+from combogan.apps.train import train
 from combogan.data.loader import StepBatches
+from combogan.data.sampler import PairSampler
 from combogan.runs import checkpoint
-from combogan.training.loop import train
-from combogan.training.sampler import PairSampler
 
 SETTINGS = [s for s in TINY_SET if not s.startswith("data.batch_size")] + ["train.checkpoint_every=2"]
 

@@ -4,10 +4,10 @@ saved per domain, exact across a resume, untouched for frozen domains."""
 import torch
 from conftest import Trainee, split_and_straight, tiny_config
 
+from combogan.apps.train import add_domains
 from combogan.apps.translator import Translator
 from combogan.config import TrainConfig
 from combogan.runs import checkpoint
-from combogan.training.adddomain import add_domains
 from combogan.training.ema import WeightAverage
 
 

@@ -6,8 +6,8 @@ import torch
 from conftest import tiny_config
 from PIL import Image
 
+from combogan.apps.train import train
 from combogan.apps.translator import Translator
-from combogan.training.loop import train
 
 
 def _scene(rng: np.random.Generator, size: int = 32) -> np.ndarray:

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from combogan.training.sampler import PairSampler
+from combogan.data.sampler import PairSampler
 
 NAMES = ["spring", "summer", "autumn", "winter"]
 
