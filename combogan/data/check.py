@@ -6,8 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
+from .images import BadImage, open_image
 from .layouts import Layout, discover
 
 MIN_IMAGES = 10
@@ -27,12 +28,12 @@ class Report:
 
 
 def _probe(path: Path) -> tuple[int, int]:
-    """Fully decode (at reduced scale for JPEG) so truncated files are caught, not just headers."""
-    with Image.open(path) as img:
-        img.draft("RGB", (64, 64))
-        w, h = ImageOps.exif_transpose(img).size if img.format == "JPEG" else img.size
-        img.load()
-        return w, h
+    """Decode as training does (at reduced scale for JPEG), so every file training would skip is
+    caught, not just bad headers; (width, height) as oriented."""
+    img = open_image(path, draft_side=64)
+    with Image.open(path) as header:
+        w, h = header.size
+    return (h, w) if (img.width > img.height) != (w > h) and w != h else (w, h)
 
 
 def check(root: str | Path) -> Report:
@@ -46,8 +47,8 @@ def check(root: str | Path) -> Report:
             for f in files:
                 try:
                     w, h = _probe(f)
-                except Exception as exc:  # noqa: BLE001 - any decoder failure means "unreadable"
-                    report.corrupt.append(f"{f}: {str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__}")
+                except BadImage as exc:
+                    report.corrupt.append(f"{f}: {str(exc).split(': ', 1)[-1][:100]}")
                     continue
                 if split == "train":
                     readable += 1

@@ -4,6 +4,7 @@ transparent, EXIF-rotated, huge), resizing, cropping, and the [-1, 1] model rang
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -39,24 +40,32 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 RESIZE_MODES = ("shorter_side", "square")
 
 
-def load_image(path: str | Path, short_side: int | None = None, resize: str = "shorter_side") -> torch.Tensor:
-    """Decode to a uint8 RGB tensor (3, H, W), EXIF orientation applied, then resized (if
-    `short_side` is given): 'shorter_side' scales the shorter side to it, keeping the aspect
-    ratio; 'square' stretches to short_side x short_side, as the official CycleGAN/ComboGAN
-    resize_and_crop does. Large JPEGs are decoded at reduced scale by libjpeg directly."""
+def open_image(path: str | Path | BinaryIO, draft_side: int | None = None) -> Image.Image:
+    """The RGB image every reader of combogan sees: EXIF orientation applied, converted from any
+    mode, first frame of an animation; a JPEG decoded at reduced scale when only `draft_side`
+    pixels are needed on its shorter side. BadImage for anything that cannot be read."""
     try:
         with Image.open(path) as img:
             if img.width * img.height > Image.MAX_IMAGE_PIXELS:
                 # PIL only warns between 1x and 2x the limit; a header this large is refused outright.
                 raise BadImage(f"{path}: {img.width}x{img.height} pixels is over the {Image.MAX_IMAGE_PIXELS:,}-pixel limit (decompression bomb?)")
-            if short_side and img.format == "JPEG":
-                img.draft("RGB", (short_side * img.width // min(img.size), short_side * img.height // min(img.size)))
+            if draft_side and img.format == "JPEG":
+                img.draft("RGB", (draft_side * img.width // min(img.size), draft_side * img.height // min(img.size)))
             img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
             img.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadImage(f"{path}: {exc}") from None
-    t = TF.pil_to_tensor(img)
+            return img
+    except BadImage:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file can make a decoder raise anything (struct.error, IndexError, ...)
+        raise BadImage(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def load_image(path: str | Path | BinaryIO, short_side: int | None = None, resize: str = "shorter_side") -> torch.Tensor:
+    """Decode (open_image) to a uint8 RGB tensor (3, H, W), then resized (if `short_side` is
+    given): 'shorter_side' scales the shorter side to it, keeping the aspect ratio; 'square'
+    stretches to short_side x short_side, as the official CycleGAN/ComboGAN resize_and_crop does."""
+    t = TF.pil_to_tensor(open_image(path, short_side))
     if short_side:
         t = TF.resize(t, [short_side, short_side] if resize == "square" else [short_side], antialias=True)
     return t

@@ -182,7 +182,30 @@ def prune(run: Path, keep: int) -> None:
         return
     for folder in folders:
         if folder not in kept and folder not in referenced and folder < kept[-1]:
-            shutil.rmtree(folder, ignore_errors=True)
+            _delete(folder)
+
+
+def _delete(folder: Path) -> None:
+    """Rename, then delete: a kill half way leaves a hidden folder no reader lists, never a
+    checkpoint that still has its index.json but lost some of its files."""
+    trash = folder.with_name(f".{folder.name}.deleting")
+    try:
+        folder.rename(trash)
+    except OSError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def sweep(run: Path) -> None:
+    """Before a run continues: remove what kills left behind, the temporary files of interrupted
+    writes, checkpoint folders whose write never finished (no index.json) and half-deleted ones."""
+    atomic.sweep_temp_files(run)
+    root = run / CKPT_DIR
+    for trash in root.glob(".step_*.deleting") if root.is_dir() else []:
+        shutil.rmtree(trash, ignore_errors=True)
+    for folder in list_checkpoints(run):
+        if not (folder / "index.json").exists():
+            _delete(folder)
 
 
 def load_arch(index: CheckpointIndex) -> ModelConfig:

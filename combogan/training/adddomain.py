@@ -106,6 +106,7 @@ def for_add_domain(run: str | Path | None, domains: dict[str, Path], config_file
     if arch != cfg.model:
         raise UserError("add-domain keeps the run's architecture; do not change model.* settings")
     old = _old_domains(run_path, manifest, domains, resume)
+    checkpoint.sweep(run_path)
     new_seed = cfg.train.seed + len(rundir.domain_names(manifest)) - (len(domains) if resume else 0)  # as when the add-domain started
     new = []
     for name, folder in domains.items():

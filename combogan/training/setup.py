@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from .. import atomic
 from ..config import Config
 from ..data.layouts import Layout, discover, require_trainable
 from ..data.sampler import PairSampler
@@ -42,7 +41,7 @@ def _resumable(run: Path, layout: Layout, cfg: Config, domains_dir: str | Path) 
     saved = rundir.read_config(run)
     changed = _check_resume_config(saved, cfg)
     rundir.check_identity_meaning(run, manifest, saved, cfg)
-    atomic.sweep_temp_files(run)
+    checkpoint.sweep(run)
     previous = checkpoint.require_latest(run, "cannot resume")
     if checkpoint.load_arch(previous) != cfg.model:
         raise UserError("cannot resume: the checkpoint's architecture differs from the run's config.yaml")

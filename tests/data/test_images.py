@@ -110,6 +110,22 @@ def test_data_check_report_and_exit_codes(tmp_path, capsys):
     assert captured.err.startswith("error: ")
 
 
+def test_data_check_flags_what_training_would_skip(tmp_path):
+    """Pixels that decode but EXIF data that does not (found by tools/fuzz_images.py): training
+    skips such a file, so data check must list it, not call it fine; and -q prints only problems."""
+    root = tmp_path / "data"
+    for domain in ("a", "b"):
+        (root / domain).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (20, 10), (i, 2, 3)).save(root / domain / f"{i}.png")
+    Image.new("RGB", (20, 10)).save(root / "a" / "bad_exif.png", exif=b"Exif\x00\x00MI\x00*\x00\x00\x00\x08")
+    with pytest.raises(BadImage):
+        load_image(root / "a" / "bad_exif.png", 36)
+    report = check(root)
+    assert [Path(c.split(": ", 1)[0]).name for c in report.corrupt] == ["bad_exif.png"]
+    assert report.sizes["a"] == ((20, 10), (20, 10))
+
+
 def test_resize_square_is_the_paper_resize_and_crop(tmp_path):
     """data.resize=square stretches to load x load (official resize_and_crop); shorter_side keeps
     the aspect ratio. Both then crop crop_size squares."""

@@ -74,6 +74,35 @@ def test_keeps_last_k_and_falls_back_from_a_damaged_newest(seasons, tmp_path):
     assert index.step == 4 and "step_000000006" in warnings[0]
 
 
+def test_a_kill_while_pruning_or_saving_leaves_no_half_checkpoint(seasons, tmp_path, monkeypatch):
+    """A kill half way through deleting an old checkpoint must not leave a folder that still has
+    its index.json but lost some of its files (found by tools/soak_crash.py); and a resume
+    clears away what kills left: half-deleted folders and checkpoints whose write never finished."""
+    import shutil
+
+    run = tmp_path / "run"
+    cfg = tiny_config("train.checkpoint_every=2", "train.keep_checkpoints=2")
+    train(seasons, cfg, run=run, device="cpu", max_iters=4, quiet=True)
+    real_rmtree = shutil.rmtree
+
+    def killed_half_way(path, *args, **kwargs):  # deletes one file, then the process "dies"
+        next(p for p in sorted(path.iterdir()) if p.name != "index.json").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        train(seasons, cfg, run=run, device="cpu", max_iters=6, resume=True, quiet=True)  # step 6 prunes step 2
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    for folder in checkpoint.list_checkpoints(run):
+        if (folder / "index.json").exists():
+            checkpoint.read_index(run, folder)  # a folder that looks complete is complete
+    (run / "checkpoints" / "step_000000099").mkdir()  # a write a kill interrupted: no index.json
+    (run / "checkpoints" / "step_000000099" / "winter.safetensors").write_bytes(b"partial")
+    train(seasons, cfg, run=run, device="cpu", max_iters=8, resume=True, quiet=True)
+    left = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert left == ["step_000000006", "step_000000008"]
+
+
 def test_no_loadable_checkpoint_is_told_apart_from_none_yet(seasons, tmp_path, capsys):
     """A run whose every checkpoint is unreadable (damaged, or written by a newer version with an
     option this one lacks) must not be reported as "no checkpoint yet": the user would wait."""
