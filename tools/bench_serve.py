@@ -1,7 +1,7 @@
 """Soak of `combogan serve`: a real server process on 127.0.0.1 under a mix of good and bad
 requests from concurrent clients. One JSON line.
 
-    python tools/bench_serve.py --run runs/demo --requests 10000 --clients 16 --burst-clients 64
+    python tools/bench_serve.py --requests 10000 --clients 16 --burst-clients 64
 
 The mix: valid images of several sizes (to one domain or to=all) and, one request in eight,
 every kind of bad request (random bytes, unknown and '../' domains, missing parameters, an upload
@@ -164,7 +164,7 @@ def burst(port: int, clients: int, seconds: float, body: bytes, path: str) -> di
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", default="runs/demo", help="a trained run (default: the one `make demo` writes)")
     p.add_argument("--requests", type=int, default=10_000)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--warm-up", type=int, default=500, help="requests of the same mix before the soak is measured")
@@ -175,6 +175,8 @@ def main() -> None:
     args = p.parse_args()
     from combogan.runs import rundir
 
+    if not (Path(args.run) / rundir.MANIFEST).exists():
+        sys.exit(f"error: no run at {args.run}: run `make demo` first, or pass --run")
     names = rundir.domain_names(rundir.read_manifest(Path(args.run)))
     good, bad = requests(names[0], names[-1])
     proc, port = start_server(args.run, args.max_queue)

@@ -1,6 +1,6 @@
 """Image-reader fuzz: mutated images through `translate`, `data check`, `train` and `serve`.
 
-    python tools/fuzz_images.py --run runs/demo --images 1000
+    python tools/fuzz_images.py --images 1000   # after make demo (or --run RUN)
 
 Writes --images files made from valid images of many formats and modes (PNG, JPEG, GIF, WebP,
 BMP, TIFF; gray, palette, RGBA, 16-bit, CMYK, 1-bit; animated; EXIF orientations 0-9 and out of
@@ -202,7 +202,7 @@ def stage_serve(run_dir: str, fuzz: Path, good: dict[str, bool], src: str, dst: 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True, help="a trained run (for translate and serve)")
+    p.add_argument("--run", default="runs/demo", help="a trained run (default: the one `make demo` writes)")
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=900, help="seconds each command may take over the whole folder")
@@ -225,6 +225,8 @@ def main() -> None:
     shutil.copytree(work / "seasons" / "train" / "winter", work / "data" / "train" / "winter")
     from combogan.runs import rundir
 
+    if not (Path(args.run) / rundir.MANIFEST).exists():
+        sys.exit(f"error: no run at {args.run}: run `make demo` first, or pass --run")
     names = rundir.domain_names(rundir.read_manifest(Path(args.run)))
     src, dst = names[0], names[-1]
     report = {"images": args.images, "mutations": kinds, "readable": sum(good.values()), "workdir": str(work)}
