@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from .images import BadImage, open_image
 from .layouts import Layout, discover
@@ -30,10 +30,11 @@ class Report:
 def _probe(path: Path) -> tuple[int, int]:
     """Decode as training does (at reduced scale for JPEG), so every file training would skip is
     caught, not just bad headers; (width, height) as oriented."""
-    img = open_image(path, draft_side=64)
-    with Image.open(path) as header:
+    open_image(path, draft_side=64)
+    with Image.open(path) as header:  # the full size, without decoding it again
         w, h = header.size
-    return (h, w) if (img.width > img.height) != (w > h) and w != h else (w, h)
+        quarter_turn = header.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+    return (h, w) if quarter_turn else (w, h)
 
 
 def check(root: str | Path) -> Report:

@@ -119,11 +119,15 @@ def test_data_check_flags_what_training_would_skip(tmp_path):
         for i in range(10):
             Image.new("RGB", (20, 10), (i, 2, 3)).save(root / domain / f"{i}.png")
     Image.new("RGB", (20, 10)).save(root / "a" / "bad_exif.png", exif=b"Exif\x00\x00MI\x00*\x00\x00\x00\x08")
+    turned = Image.Exif()
+    turned[0x0112] = 6  # shown a quarter turn round: 10 wide, 40 high
+    Image.new("RGB", (40, 10)).save(root / "b" / "turned.jpg", exif=turned)
     with pytest.raises(BadImage):
         load_image(root / "a" / "bad_exif.png", 36)
     report = check(root)
     assert [Path(c.split(": ", 1)[0]).name for c in report.corrupt] == ["bad_exif.png"]
     assert report.sizes["a"] == ((20, 10), (20, 10))
+    assert report.sizes["b"] == ((20, 10), (10, 40))  # sizes as training sees them, EXIF applied
 
 
 def test_resize_square_is_the_paper_resize_and_crop(tmp_path):
