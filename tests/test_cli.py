@@ -195,6 +195,39 @@ def test_flip_average_in_translate_and_eval(trained_run, seasons, tmp_path, caps
     assert json.loads((tmp_path / "r.json").read_text())["flip_average"] is True
 
 
+def test_live_weights_in_translate_eval_and_export(trained_run, seasons, tmp_path, capsys):
+    """--live-weights: the trained weights instead of their average (train.ema), and the outputs
+    say which they came from."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from combogan.runs import checkpoint
+
+    src = Path(seasons) / "test" / "summer"
+    first = sorted(src.glob("*.png"))[0]
+    outs = {}
+    for name, flag in (("averaged", ()), ("live", ("--live-weights",))):
+        code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", first,
+                               "--out", tmp_path / name, "--device", "cpu", "-q", "--native-size", *flag)
+        assert code == 0, err
+        outs[name] = np.asarray(Image.open(tmp_path / name / f"{first.stem}.png"))
+        code, _, err = run_cli(capsys, "eval", "--run", trained_run, "--domains", seasons, "--json", tmp_path / f"{name}.json",
+                               "--max-images", "1", "--device", "cpu", "-q", *flag)
+        assert code == 0, err
+        assert json.loads((tmp_path / f"{name}.json").read_text())["averaged_weights"] is (name == "averaged")
+        code, _, err = run_cli(capsys, "export", "--run", trained_run, "--out", tmp_path / f"x{name}", "--format", "torchscript",
+                               "--names", "winter", "-q", *flag)
+        assert code == 0, err
+        assert json.loads((tmp_path / f"x{name}" / "model.json").read_text())["source"]["averaged_weights"] is (name == "averaged")
+    live, _ = checkpoint.load_model(trained_run, ema=False)
+    x = (torch.from_numpy(np.asarray(Image.open(first).convert("RGB"))).permute(2, 0, 1)[None].float() / 127.5 - 1)
+    want = ((live.translate(x, "summer", "winter")[0] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    assert np.abs(outs["live"].astype(int) - want.astype(int)).max() <= 1
+    assert not np.array_equal(outs["live"], outs["averaged"])
+
+
 def test_device_names(trained_run, tmp_path, capsys):
     import torch
 

@@ -19,12 +19,15 @@ from ..runs import checkpoint, rundir
 
 
 class Translator:
-    def __init__(self, run: str | Path | None = None, device: str = "auto", announce: bool = False, flip_average: bool = False):
+    def __init__(self, run: str | Path | None = None, device: str = "auto", announce: bool = False, flip_average: bool = False,
+                 live_weights: bool = False):
+        """live_weights: the trained weights as they are, instead of their average (train.ema)."""
         self.flip_average = flip_average  # see ComboGAN.translate
         self.run = rundir.resolve(run, announce=announce)
         self.manifest = rundir.read_manifest(self.run)
         self.device = resolve_device(device)
-        self.model, index = checkpoint.load_model(self.run, self.device)
+        self.model, index = checkpoint.load_model(self.run, self.device, ema=not live_weights)
+        self.averaged = not live_weights and any("ema" in files for files in index.domains.values())
         self.step = index.step
         self.config = rundir.read_config(self.run)
 
