@@ -201,8 +201,9 @@ def test_live_weights_in_translate_eval_and_export(trained_run, seasons, tmp_pat
     import json
 
     import numpy as np
-    import torch
+    from torchvision.transforms.v2 import functional as TF
 
+    from combogan.data.images import to_model_range, to_uint8
     from combogan.runs import checkpoint
 
     src = Path(seasons) / "test" / "summer"
@@ -222,9 +223,8 @@ def test_live_weights_in_translate_eval_and_export(trained_run, seasons, tmp_pat
         assert code == 0, err
         assert json.loads((tmp_path / f"x{name}" / "model.json").read_text())["source"]["averaged_weights"] is (name == "averaged")
     live, _ = checkpoint.load_model(trained_run, ema=False)
-    x = (torch.from_numpy(np.asarray(Image.open(first).convert("RGB"))).permute(2, 0, 1)[None].float() / 127.5 - 1)
-    want = ((live.translate(x, "summer", "winter")[0] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-    assert np.abs(outs["live"].astype(int) - want.astype(int)).max() <= 1
+    x = to_model_range(TF.pil_to_tensor(Image.open(first).convert("RGB")))[None]
+    assert np.array_equal(outs["live"], to_uint8(live.translate(x, "summer", "winter")[0]).permute(1, 2, 0).numpy())
     assert not np.array_equal(outs["live"], outs["averaged"])
 
 
