@@ -27,8 +27,9 @@ class ModelConfig:
     ndf: int = 64  # critic width (C64 for ndf=64)
     n_blocks: int = 9  # residual blocks, split floor(n/2) encoder / rest decoder
     # Stride-2 stages on each side of the residual blocks (the paper: 2, a latent at 1/4
-    # resolution). 1 keeps the latent at 1/2 resolution, so fine structure survives the trip.
-    n_downsampling: int = 1
+    # resolution). 'auto' settles it from data.crop_size when the config loads: 1 up to 64 px
+    # (fine structure survives the trip), 2 above (the receptive field must span the crop).
+    n_downsampling: int | str = "auto"
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
     # A second, shallower PatchGAN beside the main one (1: 16x16 patches; 0: none, the paper):
     # it judges texture at the scale of a tree. PatchGAN critics only.
@@ -47,9 +48,17 @@ class ModelConfig:
     discriminator: str = "patchgan"
 
     @property
+    def stages(self) -> int:
+        """n_downsampling as a number: 'auto' must have been settled for a crop first."""
+        if not isinstance(self.n_downsampling, int):
+            raise ValueError("model.n_downsampling is 'auto', which depends on the crop: give a number, or build the "
+                             "config with combogan.config.load() (or resolve()), which settles it")
+        return self.n_downsampling
+
+    @property
     def size_multiple(self) -> int:
         """What image sides must be a multiple of: one halving per stride-2 stage."""
-        return 2**self.n_downsampling
+        return 2**self.stages
 
 
 @dataclass
@@ -134,6 +143,8 @@ class Config:
 # DiffAugment's transforms (combogan.training.augment), minus 'color': colour is what tells
 # seasons, painters or day and night apart.
 DIFFAUGMENT = ("translation", "cutout")
+# model.n_downsampling=auto: one stage up to this crop side, two above (docs/design.md).
+AUTO_ONE_STAGE_MAX_CROP = 64
 UPSAMPLE = ("nearest", "transpose", "transpose4")
 OUTPUT = ("image", "recolour_mask")
 CRITICS = ("patchgan", "two_view")
@@ -191,6 +202,12 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"config key '{key}' expects a number, got {value!r}")
         return float(value)
+    if typ == int | str:  # a number, or 'auto' (settled by resolve)
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"config key '{key}' expects an integer or 'auto', got {value!r}")
+        return value
     if typ is str:
         if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
             value = "on" if value else "off"
@@ -267,13 +284,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), base: Config | None = None) -> Config:
-    """base (default: the defaults) <- YAML file <- --set overrides."""
+    """base (default: the defaults) <- YAML file <- --set overrides, then resolved."""
     cfg = base or Config()
     if path is not None:
         cfg = merge(cfg, load_yaml(path), source=str(path))
     if overrides:
         cfg = merge(cfg, parse_set(overrides), source="--set")
-    return cfg
+    return resolve(cfg)
+
+
+def auto_downsampling(crop_size: int) -> int:
+    return 1 if crop_size <= AUTO_ONE_STAGE_MAX_CROP else 2
+
+
+def resolve(cfg: Config) -> Config:
+    """cfg with model.n_downsampling='auto' settled for its crop: a run stores the number, so
+    its architecture never changes with a later default. Only the last step of loading
+    resolves, so a crop size set after the file still counts."""
+    if cfg.model.n_downsampling != "auto":
+        return cfg
+    model = dataclasses.replace(cfg.model, n_downsampling=auto_downsampling(cfg.data.crop_size))
+    return dataclasses.replace(cfg, model=model)
 
 
 def policy(text: str) -> tuple[str, ...]:
@@ -304,7 +335,7 @@ def saved(data: dict[str, Any], source: str) -> Config:
     that were neutral are dropped, others refused."""
     if isinstance(data, dict):
         data = {s: _without_removed(s, v) if isinstance(v, dict) else v for s, v in data.items()}
-    return merge(merge(Config(), BEFORE_KEY, source="(keys added since)"), data, source=source)
+    return resolve(merge(merge(Config(), BEFORE_KEY, source="(keys added since)"), data, source=source))
 
 
 def saved_arch(data: dict[str, Any]) -> ModelConfig:
@@ -320,13 +351,15 @@ def saved_arch(data: dict[str, Any]) -> ModelConfig:
 
 
 def validate(cfg: Config) -> None:
-    for ok, message in _model_checks(cfg) + _training_checks(cfg) + _perf_checks(cfg.perf):
+    auto = cfg.model.n_downsampling == "auto"
+    for ok, message in _model_checks(resolve(cfg), auto) + _training_checks(cfg) + _perf_checks(cfg.perf):
         if not ok:
             raise UsageError(message)
 
 
-def _model_checks(cfg: Config) -> list[tuple[bool, str]]:
+def _model_checks(cfg: Config, auto: bool = False) -> list[tuple[bool, str]]:
     m, d = cfg.model, cfg.data
+    chosen = f" (model.n_downsampling=auto is {m.n_downsampling} for this crop)" if auto else ""
     deepest = max(m.n_layers_d, m.n_layers_d_local)  # the PatchGAN that needs the largest crop
     return [
         (m.ngf >= 1 and m.ndf >= 1, "model.ngf and model.ndf must be >= 1"),
@@ -342,7 +375,7 @@ def _model_checks(cfg: Config) -> list[tuple[bool, str]]:
         (m.upsample in UPSAMPLE, f"model.upsample must be one of {', '.join(UPSAMPLE)}, got '{m.upsample}'"),
         (m.output in OUTPUT, f"model.output must be one of {', '.join(OUTPUT)}, got '{m.output}'"),
         (m.discriminator in CRITICS, f"model.discriminator must be one of {', '.join(CRITICS)}, got '{m.discriminator}'"),
-        (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}"),
+        (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}{chosen}"),
         (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**deepest,
          f"data.crop_size {d.crop_size} is too small for a {deepest}-layer PatchGAN (needs >= {3 * 2**deepest})"),
     ]

@@ -1,6 +1,6 @@
 import pytest
 
-from combogan.config import load, parse_set
+from combogan.config import load, load_yaml, parse_set
 from combogan.errors import UsageError, UserError
 
 
@@ -42,6 +42,33 @@ def test_crop_must_fit_the_downsampling():
     load(None, ["data.crop_size=36", "data.load_size=40"])  # 36 = 4 x 9
     with pytest.raises(UsageError, match="crop_size must be a multiple of 8"):
         load(None, ["data.crop_size=36", "data.load_size=40", "model.n_downsampling=3"])
+
+
+def test_auto_downsampling_follows_the_last_crop_and_a_run_keeps_its_number(tmp_path):
+    from combogan.config import save, saved
+
+    assert load(None).model.n_downsampling == 2  # 256 px crops
+    assert load(None, ["data.crop_size=64", "data.load_size=72"]).model.n_downsampling == 1
+    assert load(None, ["data.crop_size=68", "data.load_size=72"]).model.n_downsampling == 2
+    assert load(None, ["data.crop_size=128", "data.load_size=144", "model.n_downsampling=1"]).model.n_downsampling == 1
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  crop_size: 128\n  load_size: 144\n")
+    assert load(f).model.n_downsampling == 2
+    assert load(f, ["data.crop_size=48"]).model.n_downsampling == 1  # the crop --set names counts
+    from combogan.config import ModelConfig
+    from combogan.model.combogan import ComboGAN
+
+    with pytest.raises(ValueError, match="'auto', which depends on the crop"):
+        ComboGAN(ModelConfig(), ["summer"])  # no crop to settle it for: refused, not guessed
+    with pytest.raises(UsageError, match=r"multiple of 4, got 66 \(model.n_downsampling=auto is 2"):
+        load(None, ["data.crop_size=66", "data.load_size=72"])
+    with pytest.raises(UsageError, match="expects an integer or 'auto'"):
+        load(None, ["model.n_downsampling=two"])
+    # A run saves the number, and resuming it with another crop keeps its architecture.
+    save(load(None), tmp_path / "run.yaml")
+    assert "n_downsampling: 2" in (tmp_path / "run.yaml").read_text()
+    run = saved(load_yaml(tmp_path / "run.yaml"), "run.yaml")
+    assert load(None, ["data.crop_size=48"], base=run).model.n_downsampling == 2
 
 
 def test_a_local_critic_needs_the_patchgan_and_fits_the_crop(tmp_path):

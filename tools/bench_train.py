@@ -162,9 +162,10 @@ def count_flops(cfg: Config, names: list[str], batch: int, crop: int, device: to
     return counter.get_total_flops()
 
 
-def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: int, device: torch.device, data: Path | None,
+def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, device: torch.device, data: Path | None,
           warmup: int, windows: int, window_iters: int) -> list[dict]:
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=batch, crop_size=crop, load_size=max(crop, cfg.data.load_size)))
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=batch))
+    crop = cfg.data.crop_size
     names = [f"d{i}" for i in range(n_domains)]
     flops = count_flops(cfg, names, batch, crop, device)
     runs = [Variant(v, cfg, names, batch, crop, device, data) for v in variants]
@@ -183,7 +184,7 @@ def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, crop: in
         peak = r.peak if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out.append({
             "variant": r.name, "perf": r.plan.describe(), "device": str(device), "crop": crop, "domains": n_domains, "batch": batch,
-            "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks, "data": str(data) if data else "synthetic",
+            "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks, "n_downsampling": cfg.model.n_downsampling, "data": str(data) if data else "synthetic",
             "ms_per_iter": round(sec * 1000, 2), "ms_min": round(min(r.times) * 1000, 2), "images_per_s": round(2 * batch / sec, 1),
             f"speedup_vs_{runs[0].name}": round(base / sec, 3),
             "peak_mem_mib": round(peak, 1), "model_state_mib": round(state_mib(r.model, r.state), 2), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss (all variants)",
@@ -211,10 +212,12 @@ def main() -> None:
     p.add_argument("--window-iters", type=int, default=4)
     args = p.parse_args()
     cfg = load(args.config, args.overrides)
+    if args.crop:  # loaded again with the crop, so that model.n_downsampling=auto follows it
+        cfg = load(args.config, [*args.overrides, f"data.crop_size={args.crop}", f"data.load_size={max(args.crop, cfg.data.load_size)}"])
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     for n in args.domains:
         for batch in args.batch or [cfg.data.batch_size]:
-            for row in bench(cfg, args.variants, n, batch, args.crop or cfg.data.crop_size, device, args.data,
+            for row in bench(cfg, args.variants, n, batch, device, args.data,
                              args.warmup, args.windows, args.window_iters):
                 print(json.dumps(row), flush=True)
 

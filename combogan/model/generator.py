@@ -58,7 +58,7 @@ class Encoder(nn.Module):
         super().__init__()
         Norm, bias, ngf = norm_layer(cfg.norm), use_bias(cfg.norm), cfg.ngf
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), Norm(ngf), activation(cfg.activation)]
-        for mult in (2**i for i in range(cfg.n_downsampling)):
+        for mult in (2**i for i in range(cfg.stages)):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias), Norm(ngf * mult * 2), activation(cfg.activation)]
         self.net = nn.Sequential(*layers, *_blocks(cfg, cfg.n_blocks // 2))
 
@@ -74,7 +74,7 @@ class Decoder(nn.Module):
         super().__init__()
         Norm, bias, ngf = norm_layer(cfg.norm), use_bias(cfg.norm), cfg.ngf
         layers = _blocks(cfg, cfg.n_blocks - cfg.n_blocks // 2)
-        for mult in (2**i for i in range(cfg.n_downsampling, 0, -1)):
+        for mult in (2**i for i in range(cfg.stages, 0, -1)):
             layers += [UPSAMPLE[cfg.upsample](ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
         Output = OUTPUTS[cfg.output]
         self.net = nn.Sequential(*layers, nn.ReflectionPad2d(3), nn.Conv2d(ngf, Output.channels, 7))

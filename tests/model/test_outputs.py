@@ -9,7 +9,7 @@ from combogan.model.outputs import COLOUR_GAIN
 def test_a_recolour_mask_decoder_blends_what_it_draws_with_its_recoloured_source():
     """model.output 'recolour_mask': m·tanh(drawn) + (1 - m)·tanh(A·atanh(source) + b), m the
     sigmoid of one more drawn channel, per pixel."""
-    cfg = ModelConfig(ngf=8, n_blocks=2, output="recolour_mask")
+    cfg = ModelConfig(n_downsampling=1, ngf=8, n_blocks=2, output="recolour_mask")
     dec, enc = Decoder(cfg), Encoder(cfg)
     assert dec.net[-1].out_channels == 4
     x = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(0)) * 1.9 - 0.95
