@@ -184,37 +184,49 @@ def _removed(key: str, value: Any, release: str) -> UserError:
                      f"load it with an earlier release (pip install 'combogan<{release}')")
 
 
-def _coerce(key: str, value: Any, typ: type) -> Any:
-    if typ is bool:
-        if isinstance(value, (int, float)) and value in (0, 1):  # a saved 0.0/1.0, or --set key=1
-            return bool(value)
-        raise UsageError(f"config key '{key}' expects true/false, got {value!r}")
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UsageError(f"config key '{key}' expects an integer, got {value!r}")
+def _to_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):  # a saved 0.0/1.0, or --set key=1
+        return bool(value)
+    raise UsageError(f"config key '{key}' expects true/false, got {value!r}")
+
+
+def _to_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"config key '{key}' expects an integer, got {value!r}")
+    return value
+
+
+def _to_int_or_auto(key: str, value: Any) -> int | str:
+    """A number, or 'auto' (settled by resolve)."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    if typ is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UsageError(f"config key '{key}' expects a number, got {value!r}")
-        return float(value)
-    if typ == int | str:  # a number, or 'auto' (settled by resolve)
-        if value == "auto":
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UsageError(f"config key '{key}' expects an integer or 'auto', got {value!r}")
-        return value
-    if typ is str:
-        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
-            value = "on" if value else "off"
-        if not isinstance(value, str):
-            raise UsageError(f"config key '{key}' expects a string, got {value!r}")
-        return value
-    raise AssertionError(f"unsupported config type {typ}")  # pragma: no cover
+    raise UsageError(f"config key '{key}' expects an integer or 'auto', got {value!r}")
+
+
+def _to_float(key: str, value: Any) -> float:
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"config key '{key}' expects a number, got {value!r}")
+    return float(value)
+
+
+def _to_str(key: str, value: Any) -> str:
+    if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
+        value = "on" if value else "off"
+    if not isinstance(value, str):
+        raise UsageError(f"config key '{key}' expects a string, got {value!r}")
+    return value
+
+
+_COERCE = {bool: _to_bool, int: _to_int, int | str: _to_int_or_auto, float: _to_float, str: _to_str}
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    return _COERCE[typ](key, value)
 
 
 def _set_section(cfg: Config, sname: str, values: Any, source: str) -> None:
