@@ -21,7 +21,8 @@ def _check_resume_config(saved: Config, cfg: Config) -> list[str]:
     if saved.model != cfg.model:
         diff = [f"model.{k}: {getattr(saved.model, k)} -> {getattr(cfg.model, k)}" for k in dataclasses.asdict(cfg.model)
                 if getattr(saved.model, k) != getattr(cfg.model, k)]
-        raise UserError(f"cannot resume: the run was trained with a different architecture ({'; '.join(diff)})")
+        raise UserError(f"cannot resume: the run was trained with a different architecture ({'; '.join(diff)}); "
+                        "resume without --config to keep the run's own settings, or --set them back")
     changed = []
     for section in (f.name for f in dataclasses.fields(cfg) if f.name != "model"):  # every other section
         a, c = getattr(saved, section), getattr(cfg, section)
