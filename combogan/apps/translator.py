@@ -27,7 +27,7 @@ class Translator:
         self.manifest = rundir.read_manifest(self.run)
         self.device = resolve_device(device)
         self.model, index = checkpoint.load_model(self.run, self.device, ema=not live_weights)
-        self.averaged = not live_weights and any("ema" in files for files in index.domains.values())
+        self.averaged = not live_weights and any(index.averaged(n) for n in index.domains)
         self.step = index.step
         self.config = rundir.read_config(self.run)
 

@@ -62,6 +62,10 @@ class CheckpointIndex:
     def file(self, run: Path, name: str, kind: str) -> Path:
         return run / self.domains[name][kind]
 
+    def averaged(self, name: str) -> bool:
+        """Whether the checkpoint holds a weight average (train.ema) of this domain."""
+        return "ema" in self.domains[name]
+
 
 def _step_dir(run: Path, step: int) -> Path:
     return run / CKPT_DIR / f"step_{step:09d}"
@@ -141,9 +145,9 @@ def latest(run: Path, verify: bool = True, warn: Callable[[str], None] | None = 
         try:
             index = read_index(run, folder)
             if verify:  # every file must load, not just exist
-                for name, files in index.domains.items():
+                for name in index.domains:
                     load_weights(index.file(run, name, "nets"))
-                    if "ema" in files:
+                    if index.averaged(name):
                         load_weights(index.file(run, name, "ema"))
                     safe_load(index.file(run, name, "state"))
                 safe_load(run / index.trainer)
@@ -238,7 +242,7 @@ def load_model(run: str | Path, device: torch.device | str = "cpu", ema: bool = 
     index = require_latest(run, "cannot load the model")
     model = ComboGAN(load_arch(index), index.domains)
     load_into(run, index, model)
-    for name, files in index.domains.items():
-        if ema and "ema" in files:
+    for name in index.domains:
+        if ema and index.averaged(name):
             model.load_domain_state(name, load_weights(index.file(run, name, "ema")))
     return model.to(device).eval(), index
