@@ -17,6 +17,10 @@ import yaml
 
 from .errors import UsageError, UserError
 
+# The crop side up to which each 'auto' model key takes its small-crop value (ModelConfig.for_crop;
+# docs/design.md says why).
+AUTO_SMALL_CROP_MAX = 64
+
 
 @dataclass
 class ModelConfig:
@@ -42,18 +46,36 @@ class ModelConfig:
     # checkpoints).
     upsample: str = "nearest"
     # What the decoder draws (combogan.model.outputs): 'image' (the paper) or 'recolour_mask'
-    # (a per-pixel mask blends a drawn image with a colour map of the source: make demo's).
-    output: str = "image"
+    # (a per-pixel mask blends a drawn image with a colour map of the source). 'auto' settles it
+    # from data.crop_size when the config loads: image up to 64 px, recolour_mask above.
+    output: str = "auto"
     # 'patchgan' (CycleGAN's) or 'two_view' (official ComboGAN checkpoints' critic).
     discriminator: str = "patchgan"
 
     @property
     def stages(self) -> int:
         """n_downsampling as a number: 'auto' must have been settled for a crop first."""
-        if not isinstance(self.n_downsampling, int):
-            raise ValueError("model.n_downsampling is 'auto', which depends on the crop: give a number, or build the "
-                             "config with combogan.config.load() (or resolve()), which settles it")
-        return self.n_downsampling
+        return self._settled("n_downsampling")
+
+    @property
+    def output_kind(self) -> str:
+        """output as a kind of combogan.model.outputs: 'auto' must have been settled for a crop first."""
+        return self._settled("output")
+
+    def _settled(self, key: str) -> Any:
+        value = getattr(self, key)
+        if value == "auto":
+            raise ValueError(f"model.{key} is 'auto', which depends on the crop: give a value, or settle it with "
+                             "ModelConfig.for_crop(crop_size) (combogan.config.load() does)")
+        return value
+
+    def for_crop(self, crop_size: int) -> ModelConfig:
+        """This architecture with each 'auto' settled for crops of crop_size: up to
+        AUTO_SMALL_CROP_MAX one stride-2 stage and the image output, above it two stages and the
+        recolour_mask output (measured at 64 and 128 px crops, docs/design.md)."""
+        small = crop_size <= AUTO_SMALL_CROP_MAX
+        auto = {"n_downsampling": 1 if small else 2, "output": "image" if small else "recolour_mask"}
+        return dataclasses.replace(self, **{k: v for k, v in auto.items() if getattr(self, k) == "auto"})
 
     @property
     def size_multiple(self) -> int:
@@ -143,8 +165,6 @@ class Config:
 # DiffAugment's transforms (combogan.training.augment), minus 'color': colour is what tells
 # seasons, painters or day and night apart.
 DIFFAUGMENT = ("translation", "cutout")
-# model.n_downsampling=auto: one stage up to this crop side, two above (docs/design.md).
-AUTO_ONE_STAGE_MAX_CROP = 64
 UPSAMPLE = ("nearest", "transpose", "transpose4")
 OUTPUT = ("image", "recolour_mask")
 CRITICS = ("patchgan", "two_view")
@@ -305,18 +325,12 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     return resolve(cfg)
 
 
-def auto_downsampling(crop_size: int) -> int:
-    return 1 if crop_size <= AUTO_ONE_STAGE_MAX_CROP else 2
-
-
 def resolve(cfg: Config) -> Config:
-    """cfg with model.n_downsampling='auto' settled for its crop: a run stores the number, so
-    its architecture never changes with a later default. Only the last step of loading
-    resolves, so a crop size set after the file still counts."""
-    if cfg.model.n_downsampling != "auto":
-        return cfg
-    model = dataclasses.replace(cfg.model, n_downsampling=auto_downsampling(cfg.data.crop_size))
-    return dataclasses.replace(cfg, model=model)
+    """cfg with the model's 'auto' keys settled for its crop: a run stores the values, so its
+    architecture never changes with a later default. Only the last step of loading resolves,
+    so a crop size set after the file still counts."""
+    model = cfg.model.for_crop(cfg.data.crop_size)
+    return cfg if model == cfg.model else dataclasses.replace(cfg, model=model)
 
 
 def policy(text: str) -> tuple[str, ...]:
@@ -385,7 +399,7 @@ def _model_checks(cfg: Config, auto: bool = False) -> list[tuple[bool, str]]:
         (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
         (m.activation in ("relu", "prelu"), f"model.activation must be 'relu' or 'prelu', got '{m.activation}'"),
         (m.upsample in UPSAMPLE, f"model.upsample must be one of {', '.join(UPSAMPLE)}, got '{m.upsample}'"),
-        (m.output in OUTPUT, f"model.output must be one of {', '.join(OUTPUT)}, got '{m.output}'"),
+        (m.output in OUTPUT, f"model.output must be one of auto, {', '.join(OUTPUT)}, got '{m.output}'"),
         (m.discriminator in CRITICS, f"model.discriminator must be one of {', '.join(CRITICS)}, got '{m.discriminator}'"),
         (d.crop_size % m.size_multiple == 0, f"data.crop_size must be a multiple of {m.size_multiple}, got {d.crop_size}{chosen}"),
         (m.discriminator != "patchgan" or d.crop_size >= 3 * 2**deepest,

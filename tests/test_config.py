@@ -1,6 +1,6 @@
 import pytest
 
-from combogan.config import load, load_yaml, parse_set
+from combogan.config import Config, load, load_yaml, parse_set
 from combogan.errors import UsageError, UserError
 
 
@@ -31,7 +31,7 @@ def test_yaml_file_then_set(tmp_path):
     ("loss.cycle_forward_grad=0.5", "expects true/false"),
     ("loss.lambda_latent=1", "'loss.lambda_latent' was removed in combogan 0.3"),
     ("model.spectral_norm=true", "'model.spectral_norm' was removed in combogan 0.3"),
-    ("model.output=recolour", "must be one of image, recolour_mask"),
+    ("model.output=recolour", "must be one of auto, image, recolour_mask"),
 ])
 def test_bad_overrides_are_usage_errors(item, message):
     with pytest.raises(UsageError, match=message):
@@ -44,31 +44,40 @@ def test_crop_must_fit_the_downsampling():
         load(None, ["data.crop_size=36", "data.load_size=40", "model.n_downsampling=3"])
 
 
-def test_auto_downsampling_follows_the_last_crop_and_a_run_keeps_its_number(tmp_path):
+def _auto_keys(cfg):
+    return cfg.model.n_downsampling, cfg.model.output
+
+
+def test_auto_keys_follow_the_last_crop_and_a_run_keeps_their_values(tmp_path):
     from combogan.config import save, saved
 
-    assert load(None).model.n_downsampling == 2  # 256 px crops
-    assert load(None, ["data.crop_size=64", "data.load_size=72"]).model.n_downsampling == 1
-    assert load(None, ["data.crop_size=68", "data.load_size=72"]).model.n_downsampling == 2
-    assert load(None, ["data.crop_size=128", "data.load_size=144", "model.n_downsampling=1"]).model.n_downsampling == 1
+    assert _auto_keys(load(None)) == (2, "recolour_mask")  # 256 px crops
+    assert _auto_keys(load(None, ["data.crop_size=64", "data.load_size=72"])) == (1, "image")
+    assert _auto_keys(load(None, ["data.crop_size=68", "data.load_size=72"])) == (2, "recolour_mask")
+    pinned = ["data.crop_size=128", "data.load_size=144", "model.n_downsampling=1", "model.output=image"]
+    assert _auto_keys(load(None, pinned)) == (1, "image")
     f = tmp_path / "c.yaml"
     f.write_text("data:\n  crop_size: 128\n  load_size: 144\n")
-    assert load(f).model.n_downsampling == 2
-    assert load(f, ["data.crop_size=48"]).model.n_downsampling == 1  # the crop --set names counts
+    assert _auto_keys(load(f)) == (2, "recolour_mask")
+    assert _auto_keys(load(f, ["data.crop_size=48"])) == (1, "image")  # the crop --set names counts
     from combogan.config import ModelConfig
     from combogan.model.combogan import ComboGAN
 
+    assert _auto_keys(Config(model=ModelConfig().for_crop(48))) == (1, "image")
+    assert ModelConfig(output="image").for_crop(256).output == "image"  # only 'auto' is settled
     with pytest.raises(ValueError, match="'auto', which depends on the crop"):
         ComboGAN(ModelConfig(), ["summer"])  # no crop to settle it for: refused, not guessed
+    with pytest.raises(ValueError, match="model.output is 'auto'"):
+        ComboGAN(ModelConfig(n_downsampling=1), ["summer"])
     with pytest.raises(UsageError, match=r"multiple of 4, got 66 \(model.n_downsampling=auto is 2"):
         load(None, ["data.crop_size=66", "data.load_size=72"])
     with pytest.raises(UsageError, match="expects an integer or 'auto'"):
         load(None, ["model.n_downsampling=two"])
     # A run saves the number, and resuming it with another crop keeps its architecture.
     save(load(None), tmp_path / "run.yaml")
-    assert "n_downsampling: 2" in (tmp_path / "run.yaml").read_text()
+    assert {"n_downsampling: 2", "output: recolour_mask"} <= set(map(str.strip, (tmp_path / "run.yaml").read_text().splitlines()))
     run = saved(load_yaml(tmp_path / "run.yaml"), "run.yaml")
-    assert load(None, ["data.crop_size=48"], base=run).model.n_downsampling == 2
+    assert _auto_keys(load(None, ["data.crop_size=48"], base=run)) == (2, "recolour_mask")
 
 
 def test_a_local_critic_needs_the_patchgan_and_fits_the_crop(tmp_path):

@@ -184,7 +184,7 @@ def bench(cfg: Config, variants: list[str], n_domains: int, batch: int, device: 
         peak = r.peak if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out.append({
             "variant": r.name, "perf": r.plan.describe(), "device": str(device), "crop": crop, "domains": n_domains, "batch": batch,
-            "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks, "n_downsampling": cfg.model.n_downsampling, "data": str(data) if data else "synthetic",
+            "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks, "n_downsampling": cfg.model.n_downsampling, "output": cfg.model.output, "data": str(data) if data else "synthetic",
             "ms_per_iter": round(sec * 1000, 2), "ms_min": round(min(r.times) * 1000, 2), "images_per_s": round(2 * batch / sec, 1),
             f"speedup_vs_{runs[0].name}": round(base / sec, 3),
             "peak_mem_mib": round(peak, 1), "model_state_mib": round(state_mib(r.model, r.state), 2), "peak_mem_kind": "cuda_allocated" if device.type == "cuda" else "process_max_rss (all variants)",
@@ -212,7 +212,7 @@ def main() -> None:
     p.add_argument("--window-iters", type=int, default=4)
     args = p.parse_args()
     cfg = load(args.config, args.overrides)
-    if args.crop:  # loaded again with the crop, so that model.n_downsampling=auto follows it
+    if args.crop:  # loaded again with the crop, so that the model's auto keys follow it
         cfg = load(args.config, [*args.overrides, f"data.crop_size={args.crop}", f"data.load_size={max(args.crop, cfg.data.load_size)}"])
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     for n in args.domains:

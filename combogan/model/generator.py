@@ -76,7 +76,7 @@ class Decoder(nn.Module):
         layers = _blocks(cfg, cfg.n_blocks - cfg.n_blocks // 2)
         for mult in (2**i for i in range(cfg.stages, 0, -1)):
             layers += [UPSAMPLE[cfg.upsample](ngf * mult, ngf * mult // 2, bias), Norm(ngf * mult // 2), activation(cfg.activation)]
-        Output = OUTPUTS[cfg.output]
+        Output = OUTPUTS[cfg.output_kind]
         self.net = nn.Sequential(*layers, nn.ReflectionPad2d(3), nn.Conv2d(ngf, Output.channels, 7))
         self.output = Output(ngf * cfg.size_multiple)
 

@@ -66,7 +66,7 @@ def assert_same_function(ref: Trainee, reg: Trainee, atol: float) -> None:
             torch.testing.assert_close(reg.discriminators[n](x), ref.discriminators[n](x), rtol=0, atol=atol)
 
 
-@pytest.mark.parametrize("model", [tiny_model(), ModelConfig(ngf=8, ndf=8, n_blocks=2, n_downsampling=1, norm="batch", dropout=0.5)],
+@pytest.mark.parametrize("model", [tiny_model(), ModelConfig(ngf=8, ndf=8, n_blocks=2, n_downsampling=1, norm="batch", dropout=0.5, output="image")],
                          ids=["instance", "batchnorm+dropout"])
 def test_graphed_steps_match_eager(model):
     ref, reg = make_registry(model), make_registry(model)

@@ -284,7 +284,7 @@ def test_compile_matches_eager():
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        model = ModelConfig(n_downsampling=1, ngf=4, ndf=4, n_blocks=2)
+        model = ModelConfig(n_downsampling=1, ngf=4, ndf=4, n_blocks=2, output="image")
         assert model.n_layers_d_local  # the default critic, local critic included
         ref, reg = make_registry(model), make_registry(model)
         p = perf.plan(PerfConfig(overlap="off", compile="on"), model, CPU)

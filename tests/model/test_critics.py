@@ -13,7 +13,7 @@ from combogan.training.step import Step
 
 
 def test_critics_are_chosen_by_name_and_judge_with_weighted_maps():
-    cfg = ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2)
+    cfg = ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2, output="image")
     [(w_patch, patch), (w_local, local)] = build_critic(cfg)(torch.randn(1, 3, 256, 256))
     assert (w_patch, w_local) == (0.5, 0.5)
     assert patch.shape == (1, 1, 30, 30)  # 70x70 PatchGAN map
@@ -39,7 +39,7 @@ def _trains_both(cfg: ModelConfig, parts: tuple[str, ...]) -> None:
 def test_a_local_critic_judges_beside_the_patchgan_and_both_losses_count_equally():
     """model.n_layers_d_local: a shallower PatchGAN on the same image; the GAN loss is the plain
     mean of the two critics' losses, and one step trains both."""
-    cfg = ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2, n_layers_d_local=1)
+    cfg = ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2, n_layers_d_local=1, output="image")
     critic = build_critic(cfg)
     assert isinstance(critic, PatchGANWithLocal)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -56,7 +56,7 @@ def test_a_local_critic_judges_beside_the_patchgan_and_both_losses_count_equally
 
 
 def test_the_two_view_critic_trains_and_its_scales_are_weighted_as_officially():
-    cfg = ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2, n_layers_d=3, discriminator="two_view", n_layers_d_local=0)
+    cfg = ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2, n_layers_d=3, discriminator="two_view", n_layers_d_local=0, output="image")
     critic = TwoViewCritic(cfg)
     maps = [torch.full((1, 1, 2, 2), v) for v in (0.0, 0.5, 1.0)]
     # official GANLoss: weights 1, 2, 4 (the last one's raised by one), / (n * sum of weights)

@@ -70,7 +70,7 @@ def test_flip_average_is_the_mean_with_the_mirror_and_mirror_symmetric():
 
 
 def test_domain_weights_round_trip_through_a_file(tmp_path):
-    model = ComboGAN(ModelConfig(n_downsampling=1, ngf=4, ndf=4, n_blocks=2, norm="batch"), ["summer"])
+    model = ComboGAN(ModelConfig(n_downsampling=1, ngf=4, ndf=4, n_blocks=2, norm="batch", output="image"), ["summer"])
     weights.save_domain(tmp_path / "summer.safetensors", "summer", model.domain_state("summer"), model.arch)
     name, arch, state = weights.load_domain(tmp_path / "summer.safetensors")
     assert (name, arch) == ("summer", model.arch)

@@ -18,8 +18,15 @@ from combogan.runs import checkpoint
 SETTINGS = [s for s in TINY_SET if not s.startswith("data.batch_size")] + ["train.checkpoint_every=2"]
 
 
+def _torchrun_env(folder: Path) -> dict[str, str]:
+    """One thread per process; torchrun's log folders inside the test's folder, not in /tmp."""
+    scratch = folder / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
+
+
 def _torchrun(data, run, out, iters, resume=False, settings=()):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+    env = {**_torchrun_env(out), "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(Path(__file__).parent / "ddp_worker.py"), str(data), str(run), str(out), str(iters), "1" if resume else "0",
            *SETTINGS, *settings, "data.batch_size=1"]
@@ -101,7 +108,7 @@ def test_torchrun_add_domain_keeps_frozen_files(seasons, tmp_path):
     train(data, tiny_config("data.batch_size=1"), run=run, device="cpu", max_iters=2, quiet=True)
     old = checkpoint.latest(run)
     digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in old.path.iterdir()}
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = _torchrun_env(tmp_path)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "combogan",
            "add-domain", "--run-dir", str(run), "--domain", f"autumn={seasons / 'train' / 'autumn'}", "--max-iters", "3", "--device", "cpu", "-q"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)

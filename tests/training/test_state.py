@@ -22,7 +22,7 @@ def test_a_local_critic_takes_its_own_rate_through_the_schedule_and_a_reload():
     from combogan.config import ModelConfig
     from combogan.model.combogan import ComboGAN
 
-    model = ComboGAN(ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2, n_layers_d_local=1), ["a", "b"])
+    model = ComboGAN(ModelConfig(n_downsampling=1, ngf=8, ndf=8, n_blocks=2, n_layers_d_local=1, output="image"), ["a", "b"])
     state = TrainState(model, TrainConfig(lr=1e-3, critic_lr_factor=0.5, local_critic_lr_factor=2.0))
     for n in model.names:
         state.add(n)
