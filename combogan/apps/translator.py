@@ -6,6 +6,7 @@ users hold (PIL images, uint8 tensors, [-1, 1] float tensors) and what the model
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +31,9 @@ class Translator:
         self.averaged = not live_weights and any(index.averaged(n) for n in index.domains)
         self.step = index.step
         self.config = rundir.read_config(self.run)
+        note = young_average_note(self.run, index) if announce and self.averaged else None
+        if note:
+            print(note, file=sys.stderr)
 
     @property
     def domains(self) -> list[str]:
@@ -58,3 +62,22 @@ class Translator:
         batched = image if image.dim() == 4 else image[None]
         y = self.batch(batched.to(self.device), source, target)
         return y if image.dim() == 4 else y[0]
+
+
+def young_average_note(run: Path, index: checkpoint.CheckpointIndex) -> str | None:
+    """A note when a domain's weight average has had fewer updates than its horizon, 1 / (1 - decay):
+    such an average still holds much of the early training, and in runs that short the trained
+    weights translated better (docs/BENCHMARKS.md, "The weight average's horizon")."""
+    young = {name: du for name in index.domains if (du := index.average_updates(run, name)) and du[1] < _horizon(du[0])}
+    if not young:
+        return None
+    decay = max(d for d, _ in young.values())
+    counts = sorted(u for _, u in young.values())
+    updates = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
+    return (f"note: the weight average (train.ema={decay:g}) of {', '.join(young)} has {updates} updates, fewer than its "
+            f"horizon of {_horizon(decay):,}: in a run this short the trained weights may translate better "
+            "(compare with eval --live-weights)")
+
+
+def _horizon(decay: float) -> int:
+    return round(1 / (1 - decay))

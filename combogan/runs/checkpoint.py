@@ -66,6 +66,15 @@ class CheckpointIndex:
         """Whether the checkpoint holds a weight average (train.ema) of this domain."""
         return "ema" in self.domains[name]
 
+    def average_updates(self, run: Path, name: str) -> tuple[float, int] | None:
+        """(decay, generator updates) of the domain's weight average, if the checkpoint records them."""
+        if not self.averaged(name):
+            return None
+        meta = weights.read_metadata(self.file(run, name, "ema"))
+        if "ema_decay" not in meta or "ema_updates" not in meta:
+            return None
+        return float(meta["ema_decay"]), int(meta["ema_updates"])
+
 
 def _step_dir(run: Path, step: int) -> Path:
     return run / CKPT_DIR / f"step_{step:09d}"
