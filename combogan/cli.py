@@ -135,6 +135,8 @@ def translate(inputs, run, source, targets, out, grid, batch_size, load_size, na
     click.echo(f"translated {report.written} image(s) from {source} -> {out}" + (f"; grid: {report.grid}" if report.grid else ""))
     if report.skipped:
         click.echo(f"warning: skipped {len(report.skipped)} file(s) (see the warnings above)", err=True)
+    if not quiet:
+        translator.note_young_average()
 
 
 @cli.command("add-domain")

@@ -148,6 +148,8 @@ def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    if progress:
+        tr.note_young_average()
     return report
 
 

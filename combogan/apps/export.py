@@ -106,4 +106,6 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", names: li
                    "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
     atomic.write_json(out / "model.json", info)
+    if announce:
+        tr.note_young_average()
     return out

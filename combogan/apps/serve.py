@@ -199,4 +199,5 @@ def serve(run: str | Path | None, host: str = "127.0.0.1", port: int = 8000, dev
     if not quiet:
         scale = f"shorter side {service.load_size} px" if service.load_size else "each upload's own size"
         print(f"serving {tr.run} ({', '.join(tr.domains)}) on http://{host}:{port}/, translating at {scale}", flush=True)
+        tr.note_young_average()
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -31,7 +31,11 @@ class Translator:
         self.averaged = not live_weights and any(index.averaged(n) for n in index.domains)
         self.step = index.step
         self.config = rundir.read_config(self.run)
-        note = young_average_note(self.run, index) if announce and self.averaged else None
+        self.average_updates = {n: index.average_updates(self.run, n) for n in index.domains} if self.averaged else {}
+
+    def note_young_average(self) -> None:
+        """On stderr, after a command's work: which domains' weight averages are still young."""
+        note = young_average_note(self.average_updates)
         if note:
             print(note, file=sys.stderr)
 
@@ -64,11 +68,12 @@ class Translator:
         return y if image.dim() == 4 else y[0]
 
 
-def young_average_note(run: Path, index: checkpoint.CheckpointIndex) -> str | None:
-    """A note when a domain's weight average has had fewer updates than its horizon, 1 / (1 - decay):
-    such an average still holds much of the early training, and in runs that short the trained
-    weights translated better (docs/BENCHMARKS.md, "The weight average's horizon")."""
-    young = {name: du for name in index.domains if (du := index.average_updates(run, name)) and du[1] < _horizon(du[0])}
+def young_average_note(updates: dict[str, tuple[float, int] | None]) -> str | None:
+    """A note when a domain's weight average, given as (decay, updates), has had fewer updates
+    than its horizon, 1 / (1 - decay): such an average still holds much of the early training,
+    and in runs that short the trained weights translated better (docs/BENCHMARKS.md, "The
+    weight average's horizon")."""
+    young = {name: du for name, du in updates.items() if du and du[1] < _horizon(du[0])}
     if not young:
         return None
     decay = max(d for d, _ in young.values())
