@@ -78,8 +78,8 @@ def young_average_note(updates: dict[str, tuple[float, int] | None]) -> str | No
         return None
     decay = max(d for d, _ in young.values())
     counts = sorted(u for _, u in young.values())
-    updates = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
-    return (f"note: the weight average (train.ema={decay:g}) of {', '.join(young)} has {updates} updates, fewer than its "
+    span = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
+    return (f"note: the weight average (train.ema={decay:g}) of {', '.join(young)} has {span} updates, fewer than its "
             f"horizon of {_horizon(decay):,}: in a run this short the trained weights may translate better "
             "(compare with eval --live-weights)")
 
