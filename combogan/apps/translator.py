@@ -27,15 +27,17 @@ class Translator:
         self.run = rundir.resolve(run, announce=announce)
         self.manifest = rundir.read_manifest(self.run)
         self.device = resolve_device(device)
-        self.model, index = checkpoint.load_model(self.run, self.device, ema=not live_weights)
-        self.averaged = not live_weights and any(index.averaged(n) for n in index.domains)
-        self.step = index.step
+        self.model, self._index = checkpoint.load_model(self.run, self.device, ema=not live_weights)
+        self.averaged = not live_weights and any(self._index.averaged(n) for n in self._index.domains)
+        self.step = self._index.step
         self.config = rundir.read_config(self.run)
-        self.average_updates = {n: index.average_updates(self.run, n) for n in index.domains} if self.averaged else {}
 
     def note_young_average(self) -> None:
-        """On stderr, after a command's work: which domains' weight averages are still young."""
-        note = young_average_note(self.average_updates)
+        """On stderr, after a command's work: which domains' weight averages are still young
+        (read from the checkpoint only here, so a Translator that never asks pays nothing)."""
+        if not self.averaged:
+            return
+        note = young_average_note({n: self._index.average_updates(self.run, n) for n in self._index.domains})
         if note:
             print(note, file=sys.stderr)
 
