@@ -36,8 +36,12 @@ def _say(message: str, err: bool = False) -> None:
 
 
 FLIP_HELP = "Average each translation with that of the mirrored input (cancels left-right artifacts; twice the compute)."
-LIVE_HELP = ("Use the trained weights as they are instead of their average (train.ema); the average can lag a run too short "
-             "for it (a few hundred updates per domain).")
+WEIGHTS_HELP = ("Which weights translate: each domain's weight average (train.ema), the trained weights as they are (live), "
+                "or auto: the average once it has had 3/4 of its horizon 1/(1-decay) in updates, before that the trained weights.")
+
+
+def _weights_option(f):
+    return click.option("--weights", default="auto", show_default=True, type=click.Choice(["auto", "average", "live"]), help=WEIGHTS_HELP)(f)
 
 
 def _config_options(f):
@@ -119,16 +123,16 @@ def _scale(load_size, native_size) -> int | None:
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Allow writing into a folder that holds the inputs.")
 @click.option("--flip-average", is_flag=True, help=FLIP_HELP)
-@click.option("--live-weights", is_flag=True, help=LIVE_HELP)
+@_weights_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
-def translate(inputs, run, source, targets, out, grid, batch_size, load_size, native_size, max_side, device, overwrite, flip_average, live_weights,
+def translate(inputs, run, source, targets, out, grid, batch_size, load_size, native_size, max_side, device, overwrite, flip_average, weights,
               quiet) -> None:
     """Translate images (files, folders or globs) from one domain to others."""
     from .apps.translate import translate_files
     from .apps.translator import Translator
 
     scale = _scale(load_size, native_size)
-    translator = Translator(run, device=device, announce=not quiet, flip_average=flip_average, live_weights=live_weights)
+    translator = Translator(run, device=device, announce=not quiet, flip_average=flip_average, weights=weights)
     shorter = translator.config.data.load_size if scale is None else scale or None
     report = translate_files(translator, list(inputs), source, list(targets), Path(out), batch_size, Path(grid) if grid else None,
                              overwrite, progress=not quiet, load_size=shorter, max_side=max_side)
@@ -136,7 +140,7 @@ def translate(inputs, run, source, targets, out, grid, batch_size, load_size, na
     if report.skipped:
         click.echo(f"warning: skipped {len(report.skipped)} file(s) (see the warnings above)", err=True)
     if not quiet:
-        translator.note_young_average()
+        translator.note_weights()
 
 
 @cli.command("add-domain")
@@ -173,16 +177,16 @@ def add_domain(run, domains, config_file, overrides, existing_data, max_iters, d
 @click.option("--max-images", type=click.IntRange(min=1), help="At most this many images per domain.")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--flip-average", is_flag=True, help=FLIP_HELP)
-@click.option("--live-weights", is_flag=True, help=LIVE_HELP)
+@_weights_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
-def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_images, device, flip_average, live_weights, quiet) -> None:
+def eval_cmd(run, domains_dir, split, out, json_file, fid, feature_weights, max_images, device, flip_average, weights, quiet) -> None:
     """Score every domain pair: L1/PSNR/SSIM vs ground truth and baselines, cycle L1, FID/KID."""
     from .apps.evaluate import evaluate
     from .apps.report import format_table
 
     feature = feature_weights if feature_weights else (2048 if fid else None)
     report = evaluate(run, domains_dir, split, out, device, feature, max_images, progress=not quiet, flip_average=flip_average,
-                      live_weights=live_weights)
+                      weights=weights)
     for line in format_table(report):
         click.echo(line)
     if json_file:
@@ -220,11 +224,23 @@ def info(run, run_option, as_json, quiet) -> None:
         p = d["parameters"]
         added = f", added by {d['added_by']}" + (f" at step {d['added_at_step']}" if "added_at_step" in d else "")
         images = ", ".join(f"{k} {v}" for k, v in d["images"].items())
-        click.echo(f"  {d['name']:<16} images: {images}  encoder {p['encoder']:,}  decoder {p['decoder']:,}  discriminator {p['discriminator']:,}{added}")
+        click.echo(f"  {d['name']:<16} images: {images}  encoder {p['encoder']:,}  decoder {p['decoder']:,}  discriminator {p['discriminator']:,}{added}"
+                   + _weights_said(d))
     click.echo(f"latest checkpoint: {data.get('latest')}")
     click.echo("config:")
     for section, values in data["config"].items():
         click.echo(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+def _weights_said(domain: dict) -> str:
+    """'  weights: average (1,290 updates)' or '  weights: live (average 280 of 750 updates)'."""
+    if "weights" not in domain:
+        return ""
+    if "average_updates" not in domain:
+        return f"  weights: {domain['weights']}"
+    done, needed = domain["average_updates"], domain["average_settles_at"]
+    said = f"{done:,} updates" if domain["weights"] == "average" else f"average {done:,} of {needed:,} updates"
+    return f"  weights: {domain['weights']} ({said})"
 
 
 @cli.group("import")
@@ -288,15 +304,15 @@ def import_combogan(folder, names, run, epoch, quiet) -> None:
 @click.option("--names", help="Comma-separated domains to export [default: all].")
 @click.option("--domains", hidden=True, help="Removed: use --names.")
 @click.option("--fp16", is_flag=True, help="Half-precision weights and inputs (GPU runtimes).")
-@click.option("--live-weights", is_flag=True, help=LIVE_HELP)
+@_weights_option
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr.")
-def export_cmd(run, out, fmt, names, domains, fp16, live_weights, quiet) -> None:
+def export_cmd(run, out, fmt, names, domains, fp16, weights, quiet) -> None:
     """Export each domain's encoder and decoder (dynamic batch, height, width)."""
     from .apps.export import export
 
     if domains is not None:
         raise click.UsageError("export takes --names A,B for the domains to export (--domains is a dataset folder in train and eval)")
-    folder = export(run, out, fmt, _names(names) if names else None, fp16, announce=not quiet, live_weights=live_weights)
+    folder = export(run, out, fmt, _names(names) if names else None, fp16, announce=not quiet, weights=weights)
     click.echo(f"exported {fmt} graphs and model.json to {folder}")
 
 
@@ -314,13 +330,13 @@ def export_cmd(run, out, fmt, names, domains, fp16, live_weights, quiet) -> None
 @click.option("--max-queue", default=32, show_default=True, type=click.IntRange(min=1),
               help="Translate requests admitted at once; past it, 503 with Retry-After instead of an unbounded wait.")
 @click.option("--flip-average", is_flag=True, help=FLIP_HELP)
-@click.option("--live-weights", is_flag=True, help=LIVE_HELP)
+@_weights_option
 @click.option("-q", "--quiet", is_flag=True, help="No start-up lines and no request log.")
-def serve_cmd(run, host, port, device, max_upload_mb, load_size, native_size, max_side, max_queue, flip_average, live_weights, quiet) -> None:
+def serve_cmd(run, host, port, device, max_upload_mb, load_size, native_size, max_side, max_queue, flip_average, weights, quiet) -> None:
     """A local web page that translates an image into every other domain, and its HTTP API."""
     from .apps.serve import serve
 
-    serve(run, host, port, device, max_upload_mb, max_side, flip_average, _scale(load_size, native_size), quiet, max_queue, live_weights)
+    serve(run, host, port, device, max_upload_mb, max_side, flip_average, _scale(load_size, native_size), quiet, max_queue, weights)
 
 
 @cli.group()

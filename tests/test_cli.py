@@ -195,9 +195,9 @@ def test_flip_average_in_translate_and_eval(trained_run, seasons, tmp_path, caps
     assert json.loads((tmp_path / "r.json").read_text())["flip_average"] is True
 
 
-def test_live_weights_in_translate_eval_and_export(trained_run, seasons, tmp_path, capsys):
-    """--live-weights: the trained weights instead of their average (train.ema), and the outputs
-    say which they came from."""
+def test_weights_in_translate_eval_and_export(trained_run, seasons, tmp_path, capsys):
+    """--weights average | live | auto, and the outputs say which each domain used; auto takes
+    the trained weights for this run, whose averages (a few updates of 0.999) have not settled."""
     import json
 
     import numpy as np
@@ -209,32 +209,41 @@ def test_live_weights_in_translate_eval_and_export(trained_run, seasons, tmp_pat
     src = Path(seasons) / "test" / "summer"
     first = sorted(src.glob("*.png"))[0]
     outs = {}
-    for name, flag in (("averaged", ()), ("live", ("--live-weights",))):
+    for weights in ("average", "live", "auto"):
         code, _, err = run_cli(capsys, "translate", "--run", trained_run, "--from", "summer", "--to", "winter", first,
-                               "--out", tmp_path / name, "--device", "cpu", "-q", "--native-size", *flag)
+                               "--out", tmp_path / weights, "--device", "cpu", "-q", "--native-size", "--weights", weights)
         assert code == 0, err
-        outs[name] = np.asarray(Image.open(tmp_path / name / f"{first.stem}.png"))
-        code, _, err = run_cli(capsys, "eval", "--run", trained_run, "--domains", seasons, "--json", tmp_path / f"{name}.json",
-                               "--max-images", "1", "--device", "cpu", "-q", *flag)
+        outs[weights] = np.asarray(Image.open(tmp_path / weights / f"{first.stem}.png"))
+        used = "average" if weights == "average" else "live"
+        code, _, err = run_cli(capsys, "eval", "--run", trained_run, "--domains", seasons, "--json", tmp_path / f"{weights}.json",
+                               "--max-images", "1", "--device", "cpu", "-q", "--weights", weights)
         assert code == 0, err
-        assert json.loads((tmp_path / f"{name}.json").read_text())["averaged_weights"] is (name == "averaged")
-        code, _, err = run_cli(capsys, "export", "--run", trained_run, "--out", tmp_path / f"x{name}", "--format", "torchscript",
-                               "--names", "winter", "-q", *flag)
+        assert json.loads((tmp_path / f"{weights}.json").read_text())["weights"]["winter"] == used
+        code, _, err = run_cli(capsys, "export", "--run", trained_run, "--out", tmp_path / f"x{weights}", "--format", "torchscript",
+                               "--names", "winter", "-q", "--weights", weights)
         assert code == 0, err
-        assert json.loads((tmp_path / f"x{name}" / "model.json").read_text())["source"]["averaged_weights"] is (name == "averaged")
-    # Without -q, an average this young (a few updates of 0.999's 1,000) is pointed out after the
-    # work (last on stderr); never for live weights.
-    for flag in ((), ("--live-weights",)):
+        assert json.loads((tmp_path / f"x{weights}" / "model.json").read_text())["source"]["weights"]["winter"] == used
+    # Without -q, auto's choice is pointed out after the work (last on stderr); a chosen --weights
+    # gets no note.
+    for flag in ((), ("--weights", "live"), ("--weights", "average")):
         for command in (("translate", "--from", "summer", "--to", "winter", first, "--out", tmp_path / "noted", "--overwrite",
                          "--native-size"), ("eval", "--domains", seasons, "--max-images", "1")):
             code, _, err = run_cli(capsys, *command, "--run", trained_run, "--device", "cpu", *flag)
             assert code == 0, err
-            noted = err.strip().splitlines()[-1].endswith("may translate better (compare with eval --live-weights)")
+            noted = err.strip().splitlines()[-1].endswith("it needs to settle (--weights average uses it anyway)")
             assert noted is (not flag), err
-    live, _ = checkpoint.load_model(trained_run, ema=False)
+    # info says what auto uses for each domain, and why
+    code, out, _ = run_cli(capsys, "info", "--run", trained_run, "--json")
+    said = {d["name"]: d for d in json.loads(out)["domains"]}
+    updates = checkpoint.latest(trained_run).average_updates(trained_run, "winter")[1]
+    assert code == 0 and {n: d["weights"] for n, d in said.items()} == dict.fromkeys(said, "live")
+    assert (said["winter"]["average_updates"], said["winter"]["average_settles_at"]) == (updates, 750)
+    code, out, _ = run_cli(capsys, "info", "--run", trained_run)
+    assert f"weights: live (average {updates} of 750 updates)" in out.split("winter ")[1].splitlines()[0]
+    live, _ = checkpoint.load_model(trained_run, weights="live")
     x = to_model_range(TF.pil_to_tensor(Image.open(first).convert("RGB")))[None]
     assert np.array_equal(outs["live"], to_uint8(live.translate(x, "summer", "winter")[0]).permute(1, 2, 0).numpy())
-    assert not np.array_equal(outs["live"], outs["averaged"])
+    assert np.array_equal(outs["auto"], outs["live"]) and not np.array_equal(outs["live"], outs["average"])
 
 
 def test_device_names(trained_run, tmp_path, capsys):

@@ -11,8 +11,10 @@ wall time, as users pay. Either way the learning rate decays to 0 at the end, as
 Prints the mean over all ordered pairs of paired L1 / PSNR / SSIM and the edge-energy ratio
 (outputs' mean absolute image gradient over the truth's: 1 is as sharp as the truth) for the
 model and for the identity and histogram-matching baselines, the pairs that beat histogram
-matching, iterations reached and training wall time; with a weight average (train.ema), the
-same scores for the trained weights as they are ("live_weights").
+matching, iterations reached and training wall time. The model's scores are with the weights
+translation uses by default (`--weights auto`, which each domain used: "weights"); with a weight
+average (train.ema), the same scores for the averages ("average_weights") and for the trained
+weights as they are ("live_weights").
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from combogan.accel.plan import plan
 from combogan.apps.evaluate import evaluate
 from combogan.apps.train import train
 from combogan.config import Config, load
+from combogan.runs import checkpoint
 
 
 def _cfg(args: argparse.Namespace, iters: int, extra: list[str] = ()) -> Config:
@@ -82,12 +85,8 @@ def main() -> None:
     wall = time.perf_counter() - t0
     report = evaluate(run, data, device=args.device, progress=False, out=work / "eval", flip_average=args.flip_average)
     m = report["mean"]
-    live = None
-    if report["averaged_weights"]:  # the same run with the trained weights as they are: what the average gains or costs
-        live_report = evaluate(run, data, device=args.device, progress=False, out=work / "eval_live", flip_average=args.flip_average,
-                               live_weights=True)
-        live = {metric: round(live_report["mean"]["model"][metric], 4) for metric in ("l1", "psnr", "ssim", "edges")}
-        live["pairs_beating_histogram"] = _wins(live_report)
+    index = checkpoint.latest(run)
+    by_weights = _by_weights(args, run, data, work, report) if any(index.averaged(n) for n in index.domains) else {}
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     print(json.dumps({
         "iters": result.step, "wall_s": round(wall, 1), "budget_s": args.seconds, "calibrated_iters_per_s": rate and round(rate, 3),
@@ -97,10 +96,25 @@ def main() -> None:
         **{metric: {k: round(m[k][metric], 4) for k in ("model", "identity", "histogram")} for metric in ("l1", "psnr", "ssim", "edges")},
         "cycle_l1": round(m["cycle_l1"], 4),
         "pairs_beating_histogram": _wins(report),
-        "live_weights": live,
+        "weights": report["weights"],
+        "average_weights": by_weights.get("average"),
+        "live_weights": by_weights.get("live"),
         "pairs": {f"{p['source']}->{p['target']}": round(p["model"]["l1"], 4) for p in report["pairs"] if p["paired"]},
         "workdir": str(work),
     }))
+
+
+def _by_weights(args, run: Path, data: Path, work: Path, report: dict) -> dict[str, dict]:
+    """The scores with every domain's weight average and with every domain's trained weights
+    (what the average gains or costs); auto's report stands in for the one it equals."""
+    out = {}
+    for weights in ("average", "live"):
+        same = all(w == weights for w in report["weights"].values())
+        r = report if same else evaluate(run, data, device=args.device, progress=False, out=work / f"eval_{weights}",
+                                         flip_average=args.flip_average, weights=weights)
+        out[weights] = {metric: round(r["mean"]["model"][metric], 4) for metric in ("l1", "psnr", "ssim", "edges")}
+        out[weights]["pairs_beating_histogram"] = _wins(r)
+    return out
 
 
 if __name__ == "__main__":

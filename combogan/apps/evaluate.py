@@ -123,9 +123,9 @@ def _score_pair(tr: Translator, a: str, b: str, images: dict[str, _Images], matc
 
 def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test", out: str | Path | None = None,
              device: str = "auto", fid_feature: Any = None, max_images: int | None = None, progress: bool = True,
-             examples: int = 4, flip_average: bool = False, live_weights: bool = False) -> dict[str, Any]:
+             examples: int = 4, flip_average: bool = False, weights: str = "auto") -> dict[str, Any]:
     """Score every ordered pair; returns a JSON-ready dict (also written to out/ and tb/)."""
-    tr = Translator(run, device=device, announce=progress, flip_average=flip_average, live_weights=live_weights)  # names the run it picked, like translate
+    tr = Translator(run, device=device, announce=progress, flip_average=flip_average, weights=weights)  # names the run it picked, like translate
     layout = discover(domains_dir)
     names = [n for n in tr.domains if n in layout.domains and layout.domains[n].files(split)]
     if len(names) < 2:
@@ -149,7 +149,7 @@ def evaluate(run: str | Path | None, domains_dir: str | Path, split: str = "test
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     if progress:
-        tr.note_young_average()
+        tr.note_weights()
     return report
 
 
@@ -158,5 +158,5 @@ def _summarise(tr: Translator, names: list[str], split: str, results: list[PairS
     mean = {which: _mean([getattr(r, which) for r in paired]) for which in ("model", "identity", "histogram")}
     cyc = [r.cycle_l1 for r in results if r.cycle_l1 is not None]
     fids = [r.fid for r in results if r.fid is not None]
-    return {"run": str(tr.run), "step": tr.step, "split": split, "flip_average": tr.flip_average, "averaged_weights": tr.averaged, "domains": names, "pairs": [asdict(r) for r in results],
+    return {"run": str(tr.run), "step": tr.step, "split": split, "flip_average": tr.flip_average, "weights": tr.weights, "domains": names, "pairs": [asdict(r) for r in results],
             "mean": {**mean, "cycle_l1": float(np.mean(cyc)) if cyc else None, "fid": float(np.mean(fids)) if fids else None}}

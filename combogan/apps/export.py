@@ -53,13 +53,13 @@ def _export_torchscript(net: nn.Module, path: Path) -> None:
 
 
 def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", names: list[str] | None = None, fp16: bool = False,
-           announce: bool = True, live_weights: bool = False) -> Path:
+           announce: bool = True, weights: str = "auto") -> Path:
     """Write out/<domain>.encoder.<ext>, out/<domain>.decoder.<ext> and out/model.json."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}' (use onnx or torchscript)")
     if fmt == "onnx":
         _require_onnx()
-    tr = Translator(run, device="cpu", announce=announce, live_weights=live_weights)
+    tr = Translator(run, device="cpu", announce=announce, weights=weights)
     names = [tr.model.require(d) for d in names] if names else tr.domains
     out = Path(out)
     try:
@@ -102,10 +102,10 @@ def export(run: str | Path | None, out: str | Path, fmt: str = "onnx", names: li
                            "note": "translate with the shorter side resized to this (the scale the networks learned), then resize back"},
         "usage": f"latent = <source>.encoder(image); translated = <target>.decoder({', '.join(decoder_inputs)}): encode once, decode to every target",
         "architecture": dataclasses.asdict(arch),
-        "source": {"run": str(tr.run.resolve()), "step": tr.step, "averaged_weights": tr.averaged, "imported": manifest.get("imported"),
+        "source": {"run": str(tr.run.resolve()), "step": tr.step, "weights": tr.weights, "imported": manifest.get("imported"),
                    "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
     atomic.write_json(out / "model.json", info)
     if announce:
-        tr.note_young_average()
+        tr.note_weights()
     return out

@@ -1,7 +1,7 @@
 """`combogan serve`: a local web page that translates, and the HTTP API behind it.
 
     GET  /                                   the page (plain HTML and JS, no CDN: works offline)
-    GET  /api/domains                        {"run", "step", "averaged_weights", "domains", ...}
+    GET  /api/domains                        {"run", "step", "weights", "domains", ...}
     POST /api/translate?from=A&to=B          image bytes in, PNG out
     POST /api/translate?from=A&to=all        {"from", "results": {domain: "data:image/png;base64,…"}}
     GET  /healthz                            {"status": "ok"}
@@ -164,7 +164,7 @@ def create_app(service: TranslateService) -> "FastAPI":
 
     @app.get("/api/domains")
     def domains() -> dict:
-        return {"run": tr.run.name, "step": tr.step, "averaged_weights": tr.averaged, "domains": tr.domains, "max_upload_mb": service.max_bytes / 2**20,
+        return {"run": tr.run.name, "step": tr.step, "weights": tr.weights, "domains": tr.domains, "max_upload_mb": service.max_bytes / 2**20,
                 "max_side": service.max_side}
 
     @app.post("/api/translate")
@@ -183,13 +183,13 @@ def create_app(service: TranslateService) -> "FastAPI":
 
 def serve(run: str | Path | None, host: str = "127.0.0.1", port: int = 8000, device: str = "auto", max_upload_mb: float = 20,
           max_side: int = DEFAULT_MAX_SIDE, flip_average: bool = False, load_size: int | None = None, quiet: bool = False,
-          max_queue: int = DEFAULT_MAX_QUEUE, live_weights: bool = False) -> None:
+          max_queue: int = DEFAULT_MAX_QUEUE, weights: str = "auto") -> None:
     """Serve the page and the API until interrupted. quiet: no start-up lines and no request log."""
     try:
         import uvicorn
     except ImportError:
         raise UserError("combogan serve needs the serve extra: pip install 'combogan[serve]' (fastapi, uvicorn)") from None
-    tr = Translator(run, device=device, announce=not quiet, flip_average=flip_average, live_weights=live_weights)
+    tr = Translator(run, device=device, announce=not quiet, flip_average=flip_average, weights=weights)
     service = TranslateService(tr, max_upload_mb, max_side, load_size, max_queue)
     app = create_app(service)
     if host in ("0.0.0.0", "::", ""):
@@ -199,5 +199,5 @@ def serve(run: str | Path | None, host: str = "127.0.0.1", port: int = 8000, dev
     if not quiet:
         scale = f"shorter side {service.load_size} px" if service.load_size else "each upload's own size"
         print(f"serving {tr.run} ({', '.join(tr.domains)}) on http://{host}:{port}/, translating at {scale}", flush=True)
-        tr.note_young_average()
+        tr.note_weights()
     uvicorn.run(app, host=host, port=port, log_level="warning")

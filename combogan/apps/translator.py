@@ -21,23 +21,27 @@ from ..runs import checkpoint, rundir
 
 class Translator:
     def __init__(self, run: str | Path | None = None, device: str = "auto", announce: bool = False, flip_average: bool = False,
-                 live_weights: bool = False):
-        """live_weights: the trained weights as they are, instead of their average (train.ema)."""
+                 weights: str = "auto"):
+        """weights: "average" (each domain's weight average, train.ema), "live" (the trained
+        weights as they are) or "auto" (the average once it has settled; checkpoint.WEIGHTS)."""
         self.flip_average = flip_average  # see ComboGAN.translate
         self.run = rundir.resolve(run, announce=announce)
         self.manifest = rundir.read_manifest(self.run)
         self.device = resolve_device(device)
-        self.model, self._index = checkpoint.load_model(self.run, self.device, ema=not live_weights)
-        self.averaged = not live_weights and any(self._index.averaged(n) for n in self._index.domains)
+        self.model, self._index = checkpoint.load_model(self.run, self.device, weights)
+        self.choice = weights
+        # name -> "average" | "live": what each domain translates with
+        self.weights = {n: "average" if self._index.uses_average(self.run, n, weights) else "live" for n in self._index.domains}
         self.step = self._index.step
         self.config = rundir.read_config(self.run)
 
-    def note_young_average(self) -> None:
-        """On stderr, after a command's work: which domains' weight averages are still young
-        (read from the checkpoint only here, so a Translator that never asks pays nothing)."""
-        if not self.averaged:
+    def note_weights(self) -> None:
+        """On stderr, after a command's work: which domains auto left on their trained weights
+        because their weight average is still young."""
+        if self.choice != "auto":
             return
-        note = young_average_note({n: self._index.average_updates(self.run, n) for n in self._index.domains})
+        passed_over = [n for n, w in self.weights.items() if w == "live" and self._index.averaged(n)]
+        note = young_average_note({n: self._index.average_updates(self.run, n) for n in passed_over})
         if note:
             print(note, file=sys.stderr)
 
@@ -70,21 +74,14 @@ class Translator:
         return y if image.dim() == 4 else y[0]
 
 
-def young_average_note(updates: dict[str, tuple[float, int] | None]) -> str | None:
-    """A note when a domain's weight average, given as (decay, updates), has had fewer updates
-    than its horizon, 1 / (1 - decay): such an average still holds much of the early training,
-    and in runs that short the trained weights translated better (docs/BENCHMARKS.md, "The
-    weight average's horizon")."""
-    young = {name: du for name, du in updates.items() if du and du[1] < _horizon(du[0])}
+def young_average_note(young: dict[str, tuple[float, int] | None]) -> str | None:
+    """The note for domains whose weight averages, given as (decay, updates), have not settled
+    (checkpoint.settling_updates), so that auto translates with their trained weights."""
+    young = {name: du for name, du in young.items() if du}
     if not young:
         return None
     decay = max(d for d, _ in young.values())
     counts = sorted(u for _, u in young.values())
     span = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
-    return (f"note: the weight average (train.ema={decay:g}) of {', '.join(young)} has {span} updates, fewer than its "
-            f"horizon of {_horizon(decay):,}: in a run this short the trained weights may translate better "
-            "(compare with eval --live-weights)")
-
-
-def _horizon(decay: float) -> int:
-    return round(1 / (1 - decay))
+    return (f"note: {', '.join(young)} translate with the trained weights: the weight average (train.ema={decay:g}) has "
+            f"{span} updates, fewer than the {checkpoint.settling_updates(decay):,} it needs to settle (--weights average uses it anyway)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pickle
 import shutil
 import sys
@@ -26,7 +27,7 @@ from .. import atomic
 from .. import config as config_mod
 from ..config import ModelConfig
 from ..errors import UserError
-from ..model import weights
+from ..model import weights as weight_files
 from ..model.combogan import ComboGAN
 
 if TYPE_CHECKING:
@@ -35,6 +36,19 @@ if TYPE_CHECKING:
 # 1: combogan 0.1 (weights in <domain>.nets.pt); 2: weights in <domain>.safetensors.
 FORMAT_VERSION = 2
 CKPT_DIR = "checkpoints"
+# Which weights a loaded model translates with: each domain's weight average (train.ema), its
+# trained weights as they are, or auto: the average once it has settled (settling_updates).
+WEIGHTS = ("auto", "average", "live")
+# An average settles after this share of its horizon, 1 / (1 - decay), in updates. Before that it
+# still holds enough of the early training that the trained weights translated better (after ~300
+# and ~500 updates of a 0.999 average); from ~800 on the average did (docs/BENCHMARKS.md, "The
+# weight average's horizon").
+SETTLED_SHARE = 0.75
+
+
+def settling_updates(decay: float) -> int:
+    """The updates after which a weight average of `decay` has settled."""
+    return math.ceil(round(SETTLED_SHARE / (1 - decay), 6))  # rounded: 1 - 0.999 is not exact
 
 
 def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
@@ -70,10 +84,18 @@ class CheckpointIndex:
         """(decay, generator updates) of the domain's weight average, if the checkpoint records them."""
         if not self.averaged(name):
             return None
-        meta = weights.read_metadata(self.file(run, name, "ema"))
+        meta = weight_files.read_metadata(self.file(run, name, "ema"))
         if "ema_decay" not in meta or "ema_updates" not in meta:
             return None
         return float(meta["ema_decay"]), int(meta["ema_updates"])
+
+    def uses_average(self, run: Path, name: str, weights: str) -> bool:
+        """Whether the domain loads its weight average for `weights` (one of WEIGHTS); an average
+        that does not record its updates (older checkpoints) counts as settled."""
+        if weights == "live" or not self.averaged(name):
+            return False
+        updates = self.average_updates(run, name) if weights == "auto" else None
+        return updates is None or updates[1] >= settling_updates(updates[0])
 
 
 def _step_dir(run: Path, step: int) -> Path:
@@ -95,13 +117,13 @@ def save(run: Path, model: ComboGAN, state: TrainState, step: int, trainer_state
             entries[name] = dict(previous.domains[name])
             continue
         nets, train = folder / f"{name}.safetensors", folder / f"{name}.state.pt"
-        weights.save_domain(nets, name, model.domain_state(name), model.arch)
+        weight_files.save_domain(nets, name, model.domain_state(name), model.arch)
         entries[name] = {"nets": str(nets.relative_to(run)), "state": str(train.relative_to(run))}
         averaged = state.ema.weights(name) if state.ema is not None else None
         if averaged is not None:  # what inference uses; the critic is the live one
             ema = folder / f"{name}.ema.safetensors"
             critic = {k: v for k, v in model.domain_state(name).items() if k.startswith("discriminator.")}
-            weights.save_domain(ema, name, {**averaged, **critic}, model.arch, {"ema_decay": str(state.ema.decay), "ema_updates": str(state.ema.count[name])})
+            weight_files.save_domain(ema, name, {**averaged, **critic}, model.arch, {"ema_decay": str(state.ema.decay), "ema_updates": str(state.ema.count[name])})
             entries[name]["ema"] = str(ema.relative_to(run))
         atomic.save_torch(train, {"format": "combogan-state", "version": FORMAT_VERSION, "domain": name,
                                   **state.domain_state(name, [r[name] for r in rank_pools] if rank_pools else None)})
@@ -114,7 +136,7 @@ def save(run: Path, model: ComboGAN, state: TrainState, step: int, trainer_state
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """A domain's weights (encoder.*, decoder.*, discriminator.*) from either format."""
     if path.suffix == ".safetensors":
-        return weights.load_domain(path)[2]
+        return weight_files.load_domain(path)[2]
     nets = safe_load(path)  # combogan 0.1
     if not isinstance(nets, dict) or nets.get("format") != "combogan-nets":
         raise UserError(f"{path} is not a combogan weights file")
@@ -244,14 +266,16 @@ def load_into(run: Path, index: CheckpointIndex, model: ComboGAN, state: TrainSt
     return trainer
 
 
-def load_model(run: str | Path, device: torch.device | str = "cpu", ema: bool = True) -> tuple[ComboGAN, CheckpointIndex]:
-    """The model of the run's newest complete checkpoint, in eval mode on `device`: with each
-    domain's weight average (train.ema) where the checkpoint has one, unless ema=False."""
+def load_model(run: str | Path, device: torch.device | str = "cpu", weights: str = "auto") -> tuple[ComboGAN, CheckpointIndex]:
+    """The model of the run's newest complete checkpoint, in eval mode on `device`, each domain
+    with the weights `weights` (one of WEIGHTS) chooses."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     run = Path(run)  # the README's API example passes a string
     index = require_latest(run, "cannot load the model")
     model = ComboGAN(load_arch(index), index.domains)
     load_into(run, index, model)
     for name in index.domains:
-        if ema and index.averaged(name):
+        if index.uses_average(run, name, weights):
             model.load_domain_state(name, load_weights(index.file(run, name, "ema")))
     return model.to(device).eval(), index

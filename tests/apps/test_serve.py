@@ -87,7 +87,8 @@ def test_api_translates_one_target_and_all(server):
     assert status == 200 and json.loads(body) == {"status": "ok"}
     info = json.loads(server.request("/api/domains")[2])
     assert info["domains"] == ["autumn", "spring", "summer", "winter"] and info["run"] == "seasons" and "step" in info
-    assert info["averaged_weights"] is True  # the run has a weight average (train.ema) and serve uses it
+    # each domain's weights: a few updates are too few for the weight average (train.ema) to settle
+    assert info["weights"] == dict.fromkeys(info["domains"], "live")
     status, ctype, body = server.request("/api/translate?from=summer&to=winter", _png())
     assert status == 200 and ctype == "image/png" and Image.open(io.BytesIO(body)).size == (40, 28)
     status, ctype, body = server.request("/api/translate?from=summer&to=all", _png())

@@ -1,9 +1,9 @@
 from combogan.apps.translator import young_average_note
 
 
-def test_a_weight_average_younger_than_its_horizon_is_noted():
-    note = young_average_note({"a": (0.999, 999), "b": (0.999, 280), "c": None, "d": (0.999, 1000)})
-    assert note == ("note: the weight average (train.ema=0.999) of a, b has 280-999 updates, fewer than its horizon of 1,000: "
-                    "in a run this short the trained weights may translate better (compare with eval --live-weights)")
-    assert "of b has 280 updates" in young_average_note({"b": (0.999, 280)})
-    assert young_average_note({"a": (0.999, 1000), "b": (0.995, 200), "c": None}) is None
+def test_the_note_names_the_domains_whose_average_auto_passed_over():
+    note = young_average_note({"a": (0.999, 749), "b": (0.999, 280), "c": None})
+    assert note == ("note: a, b translate with the trained weights: the weight average (train.ema=0.999) has 280-749 updates, "
+                    "fewer than the 750 it needs to settle (--weights average uses it anyway)")
+    assert "has 280 updates, fewer than the 150 it" in young_average_note({"b": (0.995, 280)})
+    assert young_average_note({"c": None}) is None and young_average_note({}) is None

@@ -24,15 +24,40 @@ def test_save_load_gives_identical_outputs(trained_run):
     t1, t2 = Translator(trained_run, device="cpu"), Translator(trained_run, device="cpu")
     y1, y2 = t1.translate(x, "summer", "winter"), t2.translate(x, "summer", "winter")
     assert torch.equal(y1, y2)
-    # and the model it loaded equals the weights on disk: the weight average (train.ema, on by
-    # default) where there is one, which is not the live weights after a few steps
+    # and the models loaded equal the weights on disk: the weight average (train.ema, on by
+    # default) or the trained weights, which differ after a few steps
     index = checkpoint.latest(trained_run)
     assert "ema" in index.domains["winter"]
     averaged = checkpoint.load_weights(index.file(trained_run, "winter", "ema"))
     live = checkpoint.load_weights(index.file(trained_run, "winter", "nets"))
-    for k, v in t1.model.domain_state("winter").items():
-        assert torch.equal(v, averaged[k])
+    for weights, want in (("average", averaged), ("live", live)):
+        for k, v in Translator(trained_run, device="cpu", weights=weights).model.domain_state("winter").items():
+            assert torch.equal(v, want[k]), (weights, k)
     assert any(not torch.equal(averaged[k], live[k]) for k in averaged if k.startswith(("encoder.", "decoder.")))
+
+
+def test_auto_weights_take_an_average_once_it_has_settled(trained_run, monkeypatch):
+    """A few updates of train.ema=0.999: no average has settled, auto loads the trained weights;
+    with a shorter settling time every average has, and auto loads the averages."""
+    index = checkpoint.latest(trained_run)
+    counts = {n: index.average_updates(trained_run, n) for n in index.domains if index.averaged(n)}
+    assert len(counts) >= 2 and all(0 < c[1] < checkpoint.settling_updates(c[0]) for c in counts.values()), counts
+    assert checkpoint.settling_updates(0.999) == 750 and checkpoint.settling_updates(0.995) == 150
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+
+    def outputs(weights):
+        model, _ = checkpoint.load_model(trained_run, weights=weights)
+        return {(a, b): model.translate(x, a, b) for a in counts for b in counts if a != b}
+
+    live, average = outputs("live"), outputs("average")
+    assert all(not torch.equal(live[k], average[k]) for k in live)
+    for share, want in ((checkpoint.SETTLED_SHARE, live), (min(c[1] for c in counts.values()) * 0.001, average)):
+        monkeypatch.setattr(checkpoint, "SETTLED_SHARE", share)
+        got = outputs("auto")
+        assert all(torch.equal(got[k], want[k]) for k in want), share
+    assert Translator(trained_run, device="cpu").weights == {n: "average" if n in counts else "live" for n in index.domains}
+    with pytest.raises(ValueError, match="weights must be one of auto, average, live"):
+        checkpoint.load_model(trained_run, weights="ema")
 
 
 def test_load_model_takes_a_string_path(trained_run):

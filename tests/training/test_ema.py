@@ -44,8 +44,8 @@ def test_runs_translate_with_the_average_and_resume_exactly(seasons, tmp_path):
         assert all(torch.equal(wa[k], wb[k]) for k in wa), name  # the same process twice: bit for bit
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     src, dst = averaged_domains[:2]
-    averaged = Translator(tmp_path / "split", device="cpu").translate(x, src, dst)
-    live, _ = checkpoint.load_model(tmp_path / "split", ema=False)
+    averaged = Translator(tmp_path / "split", device="cpu", weights="average").translate(x, src, dst)
+    live, _ = checkpoint.load_model(tmp_path / "split", weights="live")
     assert not torch.equal(averaged, live.translate(x, src, dst))
     # add-domain: the old domains' averages are neither updated nor rewritten
     before = {n: f["ema"] for n, f in checkpoint.latest(tmp_path / "split").domains.items() if "ema" in f}
