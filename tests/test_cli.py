@@ -187,8 +187,13 @@ def test_flip_average_in_translate_and_eval(trained_run, seasons, tmp_path, caps
         outs[name] = {p.name: np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))}
     first = sorted(src.glob("*.png"))[0]
     want = Translator(trained_run, device="cpu", flip_average=True).translate(Image.open(first), "summer", "winter")
-    assert np.array_equal(outs["flip"][first.name], np.asarray(want))
-    assert any(not np.array_equal(outs["flip"][n], outs["plain"][n]) for n in outs["plain"])
+    # The CLI translates a batch and the Translator one image: oneDNN may round a value either side
+    # of a quantisation step, so one level (of 255) is the tolerance; flip averaging moves far more.
+    def diff(x, y) -> int:
+        return int(np.abs(np.asarray(x).astype(int) - np.asarray(y).astype(int)).max())
+
+    assert diff(outs["flip"][first.name], want) <= 1
+    assert any(diff(outs["flip"][n], outs["plain"][n]) > 1 for n in outs["plain"])
     code, _, err = run_cli(capsys, "eval", "--run", trained_run, "--domains", seasons, "--json", tmp_path / "r.json",
                            "--device", "cpu", "-q", "--flip-average")
     assert code == 0, err

@@ -36,9 +36,11 @@ class PlannedExecutor(Executor):
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        # Autocast's cast cache must be off while a CUDA graph is being captured (torch.cuda.graphs).
+        # Autocast's cast cache must be off while a CUDA graph is being captured (torch.cuda.graphs),
+        # and while the two halves run at once: with it, which uses of a weight share one bf16 cast,
+        # and so sum their gradients in bf16, depended on the threads' timing (runs did not repeat).
         capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
-        return torch.autocast(device.type, dtype=self.autocast_dtype, cache_enabled=not capturing)
+        return torch.autocast(device.type, dtype=self.autocast_dtype, cache_enabled=not capturing and self.overlap is None)
 
     def update(self, opts: list[torch.optim.Optimizer]) -> None:
         """Average over ranks (torchrun), then step: only the given optimizers' parameters move."""

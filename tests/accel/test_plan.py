@@ -105,10 +105,14 @@ def test_take_state_makes_identical_trainees():
 
 
 # ---- plan: what 'auto' means, and refusals ---------------------------------------------------
-def test_auto_plan_on_cpu():
+def test_auto_plan_on_cpu(monkeypatch):
     torch.set_num_threads(2)
+    monkeypatch.setattr(perf, "cpu_has_amx", lambda: False)
     p = perf.plan(PerfConfig(), ModelConfig(), CPU)
     assert (p.overlap, p.compile, p.precision, p.channels_last, p.fused_adam, p.cudnn_benchmark) == (True, False, "fp32", False, True, False)
+    monkeypatch.setattr(perf, "cpu_has_amx", lambda: True)  # native bf16 convolutions: autocast pays
+    assert perf.plan(PerfConfig(), ModelConfig(), CPU).precision == "bf16"
+    assert perf.plan(PerfConfig(precision="fp32"), ModelConfig(), CPU).precision == "fp32"
     torch.set_num_threads(1)  # one core: nothing to overlap onto
     assert not perf.plan(PerfConfig(), ModelConfig(), CPU).overlap
     torch.set_num_threads(2)
@@ -122,7 +126,7 @@ def test_auto_plan_on_cpu():
 def test_overlap_refused_where_unsafe(model, why):
     assert not perf.plan(PerfConfig(), model, CPU).overlap  # auto quietly stays sequential
     with pytest.raises(UserError, match=why):
-        perf.plan(PerfConfig(overlap="on"), model, CPU)
+        perf.plan(PerfConfig(overlap="on", precision="fp32"), model, CPU)
 
 
 def test_overlap_is_cpu_only():
@@ -143,7 +147,7 @@ def test_compile_and_overlap_are_not_combined():
     assert not perf.plan(PerfConfig(compile="on"), ModelConfig(), CPU).overlap  # auto steps aside
     assert perf.plan(PerfConfig(compile="on"), ModelConfig(), CPU).compile
     with pytest.raises(UserError, match="perf.overlap=on cannot be used here: perf.compile is on, and torch.compile is not thread-safe"):
-        perf.plan(PerfConfig(compile="on", overlap="on"), ModelConfig(), CPU)
+        perf.plan(PerfConfig(compile="on", overlap="on", precision="fp32"), ModelConfig(), CPU)
 
 
 # ---- overlap ---------------------------------------------------------------------------------
@@ -162,6 +166,22 @@ def test_overlap_matches_sequential_and_is_repeatable():
     for (k1, p), (k2, q) in zip(a_again.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert k1 == k2 and torch.equal(p, q), k1
     assert torch.get_num_threads() == 2  # the workers' thread setting did not leak to the caller
+
+
+def test_bf16_on_two_threads_is_repeatable():
+    """bf16 autocast with the halves on two threads: the same run twice, bit for bit (with
+    autocast's shared cast cache, the grouping of bf16 gradient sums followed the threads' timing)."""
+    loss = LossConfig(lambda_identity=0.5)
+    runs = []
+    for _ in range(3):
+        reg, executor = make_registry(), PlannedExecutor(torch.bfloat16, Overlap(threads=2))
+        try:
+            runs.append((trajectory(reg, executor, steps=6, loss=loss), reg.model.state_dict()))
+        finally:
+            executor.close()
+    for losses, weights in runs[1:]:
+        assert losses == runs[0][0]
+        assert all(torch.equal(weights[k], runs[0][1][k]) for k in weights)
 
 
 def test_overlap_with_a_frozen_domain_leaves_it_untouched():
@@ -223,7 +243,7 @@ def test_fused_adam_matches_default_adam():
 
 def test_channels_last_matches_eager():
     ref, reg = make_registry(), make_registry()
-    p = perf.plan(PerfConfig(overlap="off", channels_last="on"), ModelConfig(), CPU)
+    p = perf.plan(PerfConfig(overlap="off", precision="fp32", channels_last="on"), ModelConfig(), CPU)
     perf.prepare(p, reg.model, reg.state)
     reg.fused = p.fused_adam
     assert reg.model.encoders["a"].net[1].weight.is_contiguous(memory_format=torch.channels_last)
@@ -311,10 +331,12 @@ def test_cuda_bf16_plan_and_step_match_fp32():
 
 
 # ---- through `combogan train` ------------------------------------------------------------------
-def test_train_reports_its_perf_plan_and_resume_may_change_it(seasons, tmp_path, capsys):
+def test_train_reports_its_perf_plan_and_resume_may_change_it(seasons, tmp_path, capsys, monkeypatch):
     from conftest import TINY_SET
 
     from combogan.cli import main
+
+    monkeypatch.setattr(perf, "cpu_has_amx", lambda: False)  # the same plan on every CPU
 
     args = ["train", "--domains", str(seasons), "--run", str(tmp_path / "run"), "--device", "cpu"]
     args += [a for s in TINY_SET for a in ("--set", s)]
