@@ -116,7 +116,7 @@ class TrainConfig:
     beta2: float = 0.999
     epochs_per_domain: int = 100  # schedule = epochs_per_domain x N epochs ...
     epochs: int = 0  # ... unless this total is set (> 0)
-    decay_fraction: float = 0.5  # last fraction of the schedule decays lr linearly to 0
+    decay_fraction: float = 0.25  # last fraction of the schedule decays lr linearly to 0 (the paper: 0.5)
     pool_size: int = 50
     seed: int = 0
     checkpoint_every: int = 1000  # iterations
