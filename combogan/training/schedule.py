@@ -1,7 +1,8 @@
 """The learning-rate schedule: a pure function of the iteration, so resume needs only the step.
 
-The paper's: 100 x N epochs, the first half at constant lr, the second half decaying
-linearly to 0 (train.decay_fraction sets the decaying part; combogan's default is the last quarter). One epoch = ceil(largest domain's image count / batch size) iterations.
+The paper's: 100 x N epochs, the first half at constant lr, the second half decaying linearly
+to 0. train.decay_fraction sets the decaying part (combogan's default: the last quarter).
+One epoch = ceil(largest domain's image count / batch size) iterations.
 """
 
 from __future__ import annotations
