@@ -1,7 +1,7 @@
 """The learning-rate schedule: a pure function of the iteration, so resume needs only the step.
 
-The paper's: 100 x N epochs, the first half at constant lr, the second half decaying linearly
-to 0. train.decay_fraction sets the decaying part (combogan's default: the last quarter).
+100 x N epochs (train.epochs_per_domain), constant lr, then the last train.decay_fraction of
+them decaying linearly to 0 (the paper: the second half; the config holds the default).
 One epoch = ceil(largest domain's image count / batch size) iterations.
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 class Schedule:
     iters_per_epoch: int
     total_epochs: int
-    decay_fraction: float = 0.5
+    decay_fraction: float
 
     @classmethod
-    def for_domains(cls, image_counts: list[int], batch_size: int, epochs_per_domain: int, epochs: int = 0, decay_fraction: float = 0.5) -> Schedule:
+    def for_domains(cls, image_counts: list[int], batch_size: int, epochs_per_domain: int, epochs: int, decay_fraction: float) -> Schedule:
         """epochs > 0 fixes the total; otherwise it is epochs_per_domain x number of domains."""
         iters = max(1, math.ceil(max(image_counts) / batch_size))
         total = epochs if epochs > 0 else epochs_per_domain * len(image_counts)

@@ -3,8 +3,8 @@ import pytest
 from combogan.training.schedule import Schedule
 
 
-def test_default_is_100_epochs_per_domain_half_constant_half_decay():
-    s = Schedule.for_domains([120, 80, 100, 95], batch_size=4, epochs_per_domain=100)
+def test_paper_is_100_epochs_per_domain_half_constant_half_decay():
+    s = Schedule.for_domains([120, 80, 100, 95], batch_size=4, epochs_per_domain=100, epochs=0, decay_fraction=0.5)
     assert s.iters_per_epoch == 30  # ceil(max count / batch)
     assert s.total_epochs == 400
     assert s.total_iters == 12_000
@@ -16,7 +16,7 @@ def test_default_is_100_epochs_per_domain_half_constant_half_decay():
 
 
 def test_cyclegan_n2_is_200_epochs():
-    s = Schedule.for_domains([1000, 1000], batch_size=1, epochs_per_domain=100)
+    s = Schedule.for_domains([1000, 1000], batch_size=1, epochs_per_domain=100, epochs=0, decay_fraction=0.5)
     assert s.total_epochs == 200 and s.constant_iters == 100 * 1000
 
 
