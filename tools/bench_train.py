@@ -34,10 +34,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from combogan.accel import plan as perf
 from combogan.accel.graphs import step_state
 from combogan.accel.stepper import Stepper
-from combogan.config import Config, PerfConfig, load
+from combogan.config import Config, PerfConfig, load, policy
 from combogan.data.layouts import discover
 from combogan.data.loader import DomainImages, StepBatches, make_loader
 from combogan.data.sampler import PairSampler
+from combogan.errors import UserError
 from combogan.model.combogan import ComboGAN
 from combogan.training.state import TrainState
 from combogan.training.step import Step
@@ -58,6 +59,12 @@ def variant_perf(name: str, cfg: Config) -> PerfConfig:
             raise SystemExit(f"error: unknown variant part '{switch}' (use eager, auto or {'+'.join(SWITCHES)})")
         fields.update(SWITCHES[switch])
     return dataclasses.replace(base or EAGER, **fields)
+
+
+def variant_plan(name: str, cfg: Config, device: torch.device) -> perf.PerfPlan:
+    """The variant's plan, refused where `train` refuses it (DiffAugment's fresh draws each step
+    refuse CUDA graphs: time the defaults' graphed step with `--set train.diffaugment=`)."""
+    return perf.plan(variant_perf(name, cfg), cfg.model, device, augmented=bool(policy(cfg.train.diffaugment)))
 
 
 def _sync(device: torch.device) -> None:
@@ -99,7 +106,7 @@ class LoaderBatches:
 class Variant:
     def __init__(self, name: str, cfg: Config, names: list[str], batch: int, crop: int, device: torch.device, data: Path | None):
         self.name = name
-        self.plan = perf.plan(variant_perf(name, cfg), cfg.model, device)
+        self.plan = variant_plan(name, cfg, device)
         self.model, self.state = make_model(cfg, names, device)
         self.stepper = Stepper(self.plan, self.model, self.state, cfg.loss)
         self.pairs = PairSampler(names, seed=0)
@@ -211,6 +218,13 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=7)
     p.add_argument("--window-iters", type=int, default=4)
     args = p.parse_args()
+    try:
+        run(args)
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def run(args: argparse.Namespace) -> None:
     cfg = load(args.config, args.overrides)
     if args.crop:  # loaded again with the crop, so that the model's auto keys follow it
         cfg = load(args.config, [*args.overrides, f"data.crop_size={args.crop}", f"data.load_size={max(args.crop, cfg.data.load_size)}"])
