@@ -1,5 +1,5 @@
 """tools/bench_supervised.py, the paired bound: its training pairs are the same window of one
-scene in two seasons, and it learns from them."""
+scene in two seasons, and a step trains the drawn pair's encoders and decoders, nothing else."""
 
 import importlib.util
 from pathlib import Path
@@ -33,13 +33,13 @@ def test_scenes_come_in_every_season():
     assert not torch.equal(scenes[0]["summer"], scenes[0]["winter"])
 
 
-def test_paired_training_lowers_the_paired_error():
-    cfg = load(None, ["model.ngf=8", "model.n_blocks=2", "data.crop_size=16", "model.n_layers_d=1", "train.lr=0.002"])
+def test_one_step_updates_the_drawn_pairs_generators_only():
+    cfg = load(None, ["model.ngf=8", "model.n_blocks=2", "data.crop_size=16", "model.n_layers_d=1"])
     torch.manual_seed(0)
     model = ComboGAN(cfg.model, bench_supervised.SEASONS, seed=0)
-    scenes = bench_supervised.render(0, 2, 16, seed=0)
-    before = np.mean([s["l1"] for s in bench_supervised.score(model, scenes).values()])
-    model.train()
-    bench_supervised.train(model, scenes, cfg, 40, seed=0)
-    after = np.mean([s["l1"] for s in bench_supervised.score(model, scenes).values()])
-    assert after < 0.7 * before
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bench_supervised.train(model, bench_supervised.render(0, 2, 16, seed=0), cfg, 1, seed=0)
+    changed = {k.split(".")[0] + "." + k.split(".")[1] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    drawn = {d for part in changed for d in bench_supervised.SEASONS if part.endswith("." + d)}
+    assert len(drawn) == 2  # both directions of one ordered pair: two encoders, two decoders
+    assert changed == {f"{net}.{d}" for net in ("encoders", "decoders") for d in drawn}
