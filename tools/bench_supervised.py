@@ -23,7 +23,7 @@ import torch
 from combogan.domains.alps_seasons.synth import SEASONS, render_all
 
 from combogan.apps.metrics import paired_scores
-from combogan.config import load
+from combogan.config import Config, load
 from combogan.model.combogan import ComboGAN
 from combogan.training.schedule import Schedule
 
@@ -48,7 +48,8 @@ def aligned_crop(scene: dict[str, torch.Tensor], src: str, dst: str, crop: int, 
     return pair[0], pair[1]
 
 
-def train(model: ComboGAN, scenes: list[dict[str, torch.Tensor]], cfg, iters: int, seed: int) -> None:
+def train(model: ComboGAN, scenes: list[dict[str, torch.Tensor]], cfg: Config, iters: int, seed: int) -> None:
+    """iters steps of the paired L1 on the generators (the critics are not used)."""
     rng = np.random.default_rng(seed)
     params = [p for name in SEASONS for p in model.generator_parameters(name)]
     opt = torch.optim.Adam(params, lr=cfg.train.lr, betas=(cfg.train.beta1, cfg.train.beta2))
