@@ -24,6 +24,7 @@ from combogan.domains.alps_seasons.synth import SEASONS, render_all
 
 from combogan.apps.metrics import paired_scores
 from combogan.config import Config, load
+from combogan.data.sampler import PairSampler
 from combogan.model.combogan import ComboGAN
 from combogan.training.schedule import Schedule
 
@@ -54,10 +55,11 @@ def train(model: ComboGAN, scenes: list[dict[str, torch.Tensor]], cfg: Config, i
     params = [p for name in SEASONS for p in model.generator_parameters(name)]
     opt = torch.optim.Adam(params, lr=cfg.train.lr, betas=(cfg.train.beta1, cfg.train.beta2))
     schedule = Schedule(1, iters, cfg.train.decay_fraction)
+    pairs = PairSampler(list(SEASONS), seed)  # the pairs combogan's training draws
     for step in range(iters):
         for group in opt.param_groups:
             group["lr"] = cfg.train.lr * schedule.lr_factor(step)
-        a, b = (SEASONS[i] for i in rng.choice(len(SEASONS), 2, replace=False))
+        a, b = pairs.pair(step)
         loss = torch.zeros(())
         for src, dst in ((a, b), (b, a)):
             x, y = aligned_crop(scenes[int(rng.integers(len(scenes)))], src, dst, cfg.data.crop_size, cfg.data.flip, rng)
