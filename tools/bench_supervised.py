@@ -24,13 +24,14 @@ from combogan.domains.alps_seasons.synth import SEASONS, render_all
 
 from combogan.apps.metrics import paired_scores
 from combogan.config import Config, load
+from combogan.data.images import to_model_range
 from combogan.data.sampler import PairSampler
 from combogan.model.combogan import ComboGAN
 from combogan.training.schedule import Schedule
 
 
 def _tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img.copy()).permute(2, 0, 1).float().div(127.5).sub(1)
+    return to_model_range(torch.from_numpy(img.copy()).permute(2, 0, 1))
 
 
 def render(first_id: int, count: int, size: int, seed: int) -> list[dict[str, torch.Tensor]]:
