@@ -24,7 +24,7 @@ from combogan.domains.alps_seasons.synth import SEASONS, render_all
 
 from combogan.apps.metrics import paired_scores
 from combogan.config import Config, load
-from combogan.data.images import to_model_range
+from combogan.data.images import random_crop_flip, to_model_range
 from combogan.data.sampler import PairSampler
 from combogan.model.combogan import ComboGAN
 from combogan.training.schedule import Schedule
@@ -40,14 +40,11 @@ def render(first_id: int, count: int, size: int, seed: int) -> list[dict[str, to
 
 
 def aligned_crop(scene: dict[str, torch.Tensor], src: str, dst: str, crop: int, flip: bool,
-                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random crop (and flip) of the scene in two seasons, as (1, 3, crop, crop) batches."""
-    h, w = scene[src].shape[-2:]
-    y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-    pair = [scene[d][None, :, y:y + crop, x:x + crop] for d in (src, dst)]
-    if flip and rng.random() < 0.5:
-        pair = [p.flip(-1) for p in pair]
-    return pair[0], pair[1]
+                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random crop (and flip) of the scene in two seasons, as (1, 3, crop, crop) batches:
+    training's random_crop_flip, which is a pure function of its seed, with one seed for both."""
+    x, y = (random_crop_flip(scene[d], crop, flip, seed)[None] for d in (src, dst))
+    return x, y
 
 
 def train(model: ComboGAN, scenes: list[dict[str, torch.Tensor]], cfg: Config, iters: int, seed: int) -> None:
@@ -63,7 +60,8 @@ def train(model: ComboGAN, scenes: list[dict[str, torch.Tensor]], cfg: Config, i
         a, b = pairs.pair(step)
         loss = torch.zeros(())
         for src, dst in ((a, b), (b, a)):
-            x, y = aligned_crop(scenes[int(rng.integers(len(scenes)))], src, dst, cfg.data.crop_size, cfg.data.flip, rng)
+            x, y = aligned_crop(scenes[int(rng.integers(len(scenes)))], src, dst, cfg.data.crop_size, cfg.data.flip,
+                                int(rng.integers(2**63)))
             loss = loss + (model.decode(model.encode(x, src), dst, x) - y).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
