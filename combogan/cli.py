@@ -70,14 +70,19 @@ def cli() -> None:
 @_config_options
 @click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: runs/<dataset folder name>].")
 @click.option("--max-iters", type=int, help="Stop at this iteration (the lr schedule still follows the full length).")
+@click.option("--time", "time_budget", metavar="DURATION",
+              help="Fit the schedule, its decay included, into this much training time, e.g. 8h, 90m, 1h30m "
+                   "(measured on the first iterations; never longer than the configured schedule).")
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--seed", type=int, help="Shortcut for --set train.seed=N.")
 @click.option("--resume", is_flag=True, help="Continue the run from its latest complete checkpoint (with its own config.yaml unless --config).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr; only the final summary.")
-def train(domains_dir, config_file, overrides, run, max_iters, device, seed, resume, quiet) -> None:
+def train(domains_dir, config_file, overrides, run, max_iters, time_budget, device, seed, resume, quiet) -> None:
     """Train a ComboGAN run on every domain of a dataset folder."""
     from .apps.train import train as train_run
+    from .training.budget import parse_duration
 
+    seconds = parse_duration(time_budget) if time_budget is not None else None
     overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
     base = None
     if resume and config_file is None:  # continue with the run's own settings (plus any --set)
@@ -87,7 +92,7 @@ def train(domains_dir, config_file, overrides, run, max_iters, device, seed, res
         if (run_path / rundir.MANIFEST).is_file():
             base = rundir.read_config(run_path)
     cfg = config_mod.load(config_file, overrides, base=base)
-    result = train_run(domains_dir, cfg, run=run, device=device, max_iters=max_iters, resume=resume, quiet=quiet)
+    result = train_run(domains_dir, cfg, run=run, device=device, max_iters=max_iters, resume=resume, quiet=quiet, time_budget=seconds)
     if result.interrupted:
         _say(f"stopped at step {result.step}; checkpoint saved in {result.run}. Resume with: "
              f"combogan train --domains {domains_dir} --run {result.run} --resume", err=True)

@@ -1,7 +1,8 @@
 """Configuration: typed dataclasses, loaded from YAML, overridden by `--set a.b=c`.
 
-The config describes *what to train*; it is never mutated as training progresses (the step,
-learning rate and RNG live in the trainer state), so resuming re-derives every schedule.
+The config describes *what to train*; training leaves it as it is (the step, learning rate and
+RNG live in the trainer state), so resuming re-derives every schedule. The one exception is
+train.iters, which `train --time` settles while the learning rate is still constant.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     epochs_per_domain: int = 100  # schedule = epochs_per_domain x N epochs ...
-    epochs: int = 0  # ... unless this total is set (> 0)
+    epochs: int = 0  # ... unless this total is set (> 0) ...
+    iters: int = 0  # ... or this length in iterations (> 0; `train --time` sets it)
     decay_fraction: float = 0.25  # last fraction of the schedule decays lr linearly to 0 (the paper: 0.5)
     pool_size: int = 50
     seed: int = 0
@@ -421,6 +423,7 @@ def _training_checks(cfg: Config) -> list[tuple[bool, str]]:
         (0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1/beta2 must be in [0, 1)"),
         (t.epochs_per_domain >= 1 or t.epochs >= 1, "train.epochs_per_domain or train.epochs must be >= 1"),
         (t.epochs >= 0, "train.epochs must be >= 0 (0 means epochs_per_domain x N)"),
+        (t.iters >= 0, "train.iters must be >= 0 (0 means the length in epochs)"),
         (0.0 <= t.decay_fraction <= 1.0, "train.decay_fraction must be in [0, 1]"),
         (t.pool_size >= 0, "train.pool_size must be >= 0"),
         (t.checkpoint_every >= 1 and t.sample_every >= 1 and t.log_every >= 1, "train.*_every must be >= 1"),

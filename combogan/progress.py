@@ -30,6 +30,12 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
 
+    def set_total(self, total: float | None) -> None:
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
+
     def update(self, n: float = 1) -> None:
         self.count += n
         if self.bar is not None:

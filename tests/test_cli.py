@@ -103,6 +103,8 @@ def test_bad_inputs_one_line_each(tmp_path, capsys, trained_run, seasons):
         (("train", "--domains", seasons, "--run", tmp_path / "g", "--device", "cpu", "--set", "perf.cuda_graphs=on"), 1,
          "perf.cuda_graphs=on cannot be used here: CUDA graphs need a CUDA GPU"),
         (("train", "--domains", seasons, "--set", "perf.cuda_graphs=yes please"), 2, "perf.cuda_graphs must be auto, on or off"),
+        (("train", "--domains", seasons, "--run", tmp_path / "t", "--time", "soon"), 1, "--time expects a duration like 8h"),
+        (("train", "--domains", seasons, "--run", tmp_path / "t", "--time", "0h"), 1, "--time must be a positive duration"),
         (("train", "--bogus-flag"), 2, "No such option"),
         (("translate", "--from", "summer"), 2, "Missing"),
         (("frobnicate",), 2, "No such command"),

@@ -3,10 +3,10 @@
     python tools/bench_quality.py --config configs/quality_bench.yaml --iters 2000
     python tools/bench_quality.py --config configs/quality_bench.yaml --seconds 600   # equal wall time
 
-With --iters the schedule spans that many iterations; with --seconds the run first measures
-its own iterations per second (a short calibration run of the same config, after its warm-up)
-and spans the iterations that fit the budget, so runs of different cost are compared at equal
-wall time, as users pay. Either way the learning rate decays to 0 at the end, as in a full run.
+With --iters the schedule spans that many iterations; with --seconds it is fitted to the budget
+as `combogan train --time` fits it (from the speed of the run's first iterations), so runs of
+different cost are compared at equal wall time, as users pay. Either way the learning rate
+decays to 0 at the end, as in a full run.
 
 Prints the mean over all ordered pairs of paired L1 / PSNR / SSIM and the edge-energy ratio
 (outputs' mean absolute image gradient over the truth's: 1 is as sharp as the truth) for the
@@ -35,19 +35,11 @@ from combogan.config import Config, load
 from combogan.runs import checkpoint
 
 
-def _cfg(args: argparse.Namespace, iters: int, extra: list[str] = ()) -> Config:
+def _cfg(args: argparse.Namespace, iters: int) -> Config:
     iters_per_epoch = -(-args.train // load(args.config, args.overrides).data.batch_size)
     # The schedule spans exactly `iters` (whole epochs): the lr decays to 0 at the end.
     epochs = max(1, round(iters / iters_per_epoch))
-    return load(args.config, args.overrides + [f"train.epochs={epochs}", f"train.seed={args.seed}", *extra])
-
-
-def iters_per_second(args: argparse.Namespace, data: Path, work: Path) -> float:
-    """The training loop's own rate over the second half of a short run (the first half warms up)."""
-    n = args.calibrate
-    result = train(data, _cfg(args, n, [f"train.log_every={n // 2}"]), run=work / f"calibrate_seed{args.seed}", device=args.device,
-                   max_iters=n, quiet=True)
-    return result.metrics["perf/iters_per_s"]
+    return load(args.config, args.overrides + [f"train.epochs={epochs}", f"train.seed={args.seed}"])
 
 
 def _wins(report: dict) -> int:
@@ -61,8 +53,7 @@ def main() -> None:
     p.add_argument("--test", type=int, default=12, help="ground-truth test scenes")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--iters", type=int, help="train this many iterations")
-    budget.add_argument("--seconds", type=float, help="train for this wall-clock budget (iterations from a calibration run)")
-    p.add_argument("--calibrate", type=int, default=200, help="iterations of the calibration run for --seconds")
+    budget.add_argument("--seconds", type=float, help="train for this wall-clock budget (the schedule fitted as by train --time)")
     p.add_argument("--config", default="configs/quality_bench.yaml")
     p.add_argument("--seed", type=int, default=0, help="train.seed (initialisation, pairs, data order)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic dataset")
@@ -76,12 +67,11 @@ def main() -> None:
     data = work / "data"
     if not data.exists():
         synthesize(data, size=args.size, train=args.train, test=args.test, seed=args.data_seed)
-    rate = iters_per_second(args, data, work) if args.seconds else None
-    iters = args.iters or max(1, int(args.seconds * rate))
-    cfg = _cfg(args, iters)
+    # --seconds: the configured schedule (100 x N epochs), shortened to the budget.
+    cfg = _cfg(args, args.iters) if args.iters else load(args.config, args.overrides + [f"train.seed={args.seed}"])
     t0 = time.perf_counter()
     run = work / f"run_seed{args.seed}"
-    result = train(data, cfg, run=run, device=args.device, max_iters=iters, quiet=True)
+    result = train(data, cfg, run=run, device=args.device, max_iters=args.iters, quiet=True, time_budget=args.seconds)
     wall = time.perf_counter() - t0
     report = evaluate(run, data, device=args.device, progress=False, out=work / "eval", flip_average=args.flip_average)
     m = report["mean"]
@@ -89,7 +79,7 @@ def main() -> None:
     by_weights = _by_weights(args, run, data, work, report) if any(index.averaged(n) for n in index.domains) else {}
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     print(json.dumps({
-        "iters": result.step, "wall_s": round(wall, 1), "budget_s": args.seconds, "calibrated_iters_per_s": rate and round(rate, 3),
+        "iters": result.step, "wall_s": round(wall, 1), "schedule": result.total_iters, "budget_s": args.seconds,
         "device": str(device), "perf": plan(cfg.perf, cfg.model, device).describe(), "threads": torch.get_num_threads(),
         "size": args.size, "crop": cfg.data.crop_size, "config": args.config, "overrides": args.overrides, "seed": args.seed,
         "data_seed": args.data_seed, "flip_average": args.flip_average,

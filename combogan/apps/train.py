@@ -11,6 +11,7 @@ from ..accel.plan import plan
 from ..accel.stepper import Stepper
 from ..config import Config, policy
 from ..training import adddomain, loop, setup
+from ..training.budget import TimeBudget
 from ..training.session import Session, TrainResult
 
 
@@ -21,14 +22,17 @@ def stepper(s: Session) -> Stepper:
 
 
 def train(domains_dir: str | Path, cfg: Config, run: str | Path | None = None, device: str = "auto",
-          max_iters: int | None = None, resume: bool = False, quiet: bool = False) -> TrainResult:
-    """Train (or resume) a ComboGAN run on every domain of `domains_dir`."""
+          max_iters: int | None = None, resume: bool = False, quiet: bool = False,
+          time_budget: float | TimeBudget | None = None) -> TrainResult:
+    """Train (or resume) a ComboGAN run on every domain of `domains_dir`; with `time_budget`
+    (seconds), its schedule is fitted to end within that much training time."""
     s = setup.for_train(domains_dir, cfg, run, device, max_iters, resume, quiet)
     runner = stepper(s)
     if not resume:
         setup.create_run(s)
         torch.manual_seed(cfg.train.seed)
-    return loop.run(s, runner)
+    budget = TimeBudget(time_budget) if isinstance(time_budget, (int, float)) else time_budget
+    return loop.run(s, runner, budget)
 
 
 def add_domains(run: str | Path | None, domains: dict[str, Path], config_file: str | None = None, overrides: list[str] | tuple[str, ...] = (),

@@ -52,6 +52,12 @@ class Dist:
     def any_true(self, flag: bool, device: torch.device) -> bool:
         return not self.all_true(not flag, device)
 
+    def min_int(self, value: int, device: torch.device) -> int:
+        """The smallest of every rank's `value`, on every rank."""
+        t = torch.tensor([value], dtype=torch.int64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t.item())
+
     def gather_to_main(self, obj: Any) -> list[Any] | None:
         """Every rank's `obj` (picklable, on the CPU) as a list on rank 0; None on the others."""
         out = [None] * self.world_size if self.is_main else None

@@ -8,6 +8,7 @@ and `close()` (combogan.accel.stepper.Stepper: the paper's step as a perf plan r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from ..errors import UserError
 from ..model.combogan import ComboGAN
 from ..progress import Progress
 from ..runs import checkpoint, rundir
+from .budget import TimeBudget
 from .logger import MetricLogger
 from .session import Session, TrainResult, trainer_state
 
@@ -75,14 +77,16 @@ def sample_grid(model: ComboGAN, samples: dict[str, torch.Tensor]) -> list[list[
     return rows
 
 
-def run(s: Session, runner: StepRunner) -> TrainResult:
-    """Train s from s.start to s.stop (or a stop signal), checkpointing as configured."""
-    return _Loop(s, runner).run()
+def run(s: Session, runner: StepRunner, budget: TimeBudget | None = None) -> TrainResult:
+    """Train s from s.start to s.stop (or a stop signal), checkpointing as configured; with a
+    budget, the schedule is fitted into it (combogan.training.budget)."""
+    return _Loop(s, runner, budget).run()
 
 
 class _Loop:
-    def __init__(self, s: Session, runner: StepRunner):
-        self.s, self.runner, self.cfg = s, runner, s.cfg
+    def __init__(self, s: Session, runner: StepRunner, budget: TimeBudget | None = None):
+        self.s, self.runner, self.cfg, self.budget = s, runner, s.cfg, budget
+        self.configured, self.limit, self.fitted = s.schedule.total_iters, s.stop, False
         self.logger = MetricLogger(s.run / "tb" if s.is_main else None)
         self.samples = {n: self._grid_sample(n) for n in s.samples} if s.is_main else {}
         self.progress = Progress(s.stop, "train", initial=s.start, disable=s.quiet or not s.is_main, every=self.cfg.train.log_every)
@@ -99,6 +103,8 @@ class _Loop:
         if not s.quiet:
             print(f"perf: {self.runner.describe()} on {s.device}", file=sys.stderr)
         s.state.train_mode()
+        if self.budget is not None:
+            self._start_budget()
         # closing: the overlap threads end with the loop, also when a step raises.
         with _StopFlag() as stop_flag, contextlib.closing(self.runner):
             tick = time.perf_counter()
@@ -153,10 +159,11 @@ class _Loop:
 
     def _after_step(self, stop_flag: _StopFlag) -> bool:
         """Log, sample and checkpoint where due; True when the loop must stop now."""
+        expired = self._follow_budget()
         s, t, step = self.s, self.cfg.train, self.step
         if step % t.log_every == 0 or step == s.stop:
             self._log()
-        stopping = stop_flag.signal is not None
+        stopping = stop_flag.signal is not None or expired
         if s.dist is not None:  # all ranks stop at the same step, or the others would hang
             stopping = s.dist.any_true(stopping, s.device)
         if s.is_main and (step % t.sample_every == 0 or step == s.stop):
@@ -167,7 +174,53 @@ class _Loop:
             self._save()
         self.progress.update(1)
         self.result.interrupted = stopping
-        return stopping
+        return stopping or step >= s.stop
+
+    def _start_budget(self) -> None:
+        s = self.s
+        self.budget.start(self.step)
+        if s.schedule.decay_fraction >= 1.0 and not s.quiet:
+            print("note: with train.decay_fraction=1 every step's learning rate depends on the schedule's length, so --time "
+                  "cannot shorten it; the run stops at the deadline", file=sys.stderr)
+
+    def _follow_budget(self) -> bool:
+        """Fit the schedule to the time budget where due; True once the budget is spent."""
+        b, s = self.budget, self.s
+        if b is None:
+            return False
+        now = b.clock()  # once per step, so that every decision below sees the same time
+        b.observe(self.step, now)
+        if self.fitted:  # again at every log step, as the measured speed settles
+            due = self.step % self.cfg.train.log_every == 0
+        else:  # every rank must take the same branch: the fit below is a collective under torchrun
+            due = b.measured(self.step, now)
+            due = s.dist.all_true(due, s.device) if s.dist is not None else due
+        if due:
+            self._fit(b.fit(s.schedule, self.configured, self.step, now), b.rate(self.step, now))
+        if b.expired(now) and self.step < s.stop:
+            if not s.quiet:
+                print(f"note: the --time budget is spent at step {s.offset + self.step:,} of {s.offset + s.stop:,}", file=sys.stderr)
+            return True
+        return False
+
+    def _fit(self, total: int, rate: float) -> None:
+        """Shorten (or lengthen, up to the configured length) the schedule to `total` iterations;
+        config.yaml records it, so a resume follows the same schedule."""
+        s, first = self.s, not self.fitted
+        if s.dist is not None:  # the slowest rank's fit, on every rank
+            total = s.dist.min_int(total, s.device)
+        self.fitted = True
+        if total != s.schedule.total_iters:
+            s.schedule, s.stop = s.schedule.with_total(total), min(self.limit, total)
+            s.cfg = self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.cfg.train, iters=total))
+            self.result.total_iters = s.offset + total
+            self.progress.set_total(s.stop)
+            if s.is_main:
+                rundir.write_config(s.run, s.cfg)
+        if first and not s.quiet:
+            ends = "the configured schedule fits: it ends" if total == self.configured else "the schedule now ends"
+            print(f"note: --time: at {rate:.3g} it/s {ends} at step {s.offset + total:,} "
+                  f"(its learning rate decaying from step {s.offset + s.schedule.constant_iters:,})", file=sys.stderr)
 
     def _log(self) -> None:
         s, step = self.s, self.step

@@ -124,7 +124,7 @@ def open_session(run: Path, cfg: Config, arch: ModelConfig, domains: list[Domain
             start = previous.step - offset
     trainable, frozen = [d for d in domains if not d.frozen], [d for d in domains if d.frozen]
     schedule = Schedule.for_domains([len(d.files) for d in trainable], cfg.data.batch_size * world, cfg.train.epochs_per_domain,
-                                    cfg.train.epochs, cfg.train.decay_fraction)
+                                    cfg.train.epochs, cfg.train.decay_fraction, cfg.train.iters)
     stop = schedule.total_iters if max_iters is None else min(max_iters, schedule.total_iters)
     if start > stop and not quiet:
         print(f"note: the run is already at step {offset + start}, past --max-iters {stop}", file=sys.stderr)

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 
 import pytest
@@ -82,3 +83,15 @@ def test_add_domain_errors_then_resume(two_season_run, capsys):
     assert result.step == 6 + 5
     assert checkpoint.latest(run).step == 11
     assert _hashes(run, ["summer", "winter"]) == before
+
+
+def test_add_domain_does_not_inherit_a_length_fitted_to_trains_time_budget(two_season_run):
+    """`train --time` records the run's fitted length in train.iters; a new domain's schedule is
+    its own (train.epochs_per_domain), unless --set gives it a length."""
+    run, data = two_season_run
+    cfg = rundir.read_config(run)
+    rundir.write_config(run, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iters=8)))
+    result = add_domains(run, {"autumn": data / "train" / "autumn"}, device="cpu", max_iters=1, quiet=True)
+    assert result.total_iters - 6 == 100 * 5  # 100 epochs of 10 images at batch 2, after the run's 6 steps
+    added = rundir.read_manifest(run)["domains"][-1]
+    assert added["settings"]["iters"] == 500

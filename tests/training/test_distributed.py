@@ -25,8 +25,8 @@ def _torchrun_env(folder: Path) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
 
 
-def _torchrun(data, run, out, iters, resume=False, settings=()):
-    env = {**_torchrun_env(out), "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+def _torchrun(data, run, out, iters, resume=False, settings=(), env=None):
+    env = {**_torchrun_env(out), **(env or {}), "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(Path(__file__).parent / "ddp_worker.py"), str(data), str(run), str(out), str(iters), "1" if resume else "0",
            *SETTINGS, *settings, "data.batch_size=1"]
@@ -94,6 +94,16 @@ def test_torchrun_resume_is_exact_with_per_rank_pools(seasons, tmp_path):
     straight = _torchrun(seasons, tmp_path / "straight", out, 7, settings=pools)
     assert resumed[0]["step"] == straight[0]["step"] == 7
     assert [r["digest"] for r in resumed] == [r["digest"] for r in straight]  # bit for bit, both ranks
+
+
+def test_torchrun_ranks_fit_a_time_budget_alike(seasons, tmp_path):
+    """Each rank times its own steps (here rank 1 at half rank 0's speed); all take the slowest
+    rank's length, so they stop at the same step with the same weights."""
+    out = tmp_path / "out"
+    out.mkdir()
+    ranks = _torchrun(seasons, tmp_path / "ddp", out, 1000, env={"DDP_BUDGET": "24:1,2", "COMBOGAN_DIST_TIMEOUT": "60"})
+    assert ranks[0] == ranks[1]
+    assert ranks[0]["step"] == ranks[0]["total"] <= 12  # what fits rank 1: 24 s at 2 s a step
 
 
 def test_torchrun_add_domain_keeps_frozen_files(seasons, tmp_path):

@@ -1,0 +1,115 @@
+import shutil
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from combogan.apps.train import train
+from combogan.errors import UserError
+from combogan.runs import checkpoint, rundir
+from combogan.training.budget import TimeBudget, parse_duration, shortest_exact
+from combogan.training.schedule import Schedule
+
+
+@pytest.mark.parametrize("text, seconds", [("8h", 28800), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("2d", 172800),
+                                           ("1.5h", 5400), ("3600", 3600), (" 2H ", 7200), ("1d2h3m4s", 93784)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "h", "1x", "1h-3m", "-5", "0", "0m", "nan", "inf", "3m1h"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(UserError, match="--time"):
+        parse_duration(text)
+
+
+def test_the_shortest_exact_length_keeps_every_done_step_at_the_full_rate():
+    s = Schedule(1, 100, 0.25)
+    for done in (0, 1, 29, 30, 31, 33, 75):
+        total = shortest_exact(s, done)
+        assert s.with_total(total).constant_iters >= done
+        assert s.with_total(total - 1).constant_iters < done or total == 1
+    assert shortest_exact(s, 30) == 40
+    assert shortest_exact(Schedule(1, 100, 0.0), 30) == 30
+    assert shortest_exact(Schedule(1, 100, 1.0), 30) is None
+
+
+class Clock:
+    """A clock that moves on by `seconds(reading)` at each reading; the loop reads it once per step."""
+
+    def __init__(self, seconds=lambda reading: 1.0):
+        self.now, self.readings, self.seconds = 0.0, 0, seconds
+
+    def __call__(self) -> float:
+        value = self.now
+        self.now += self.seconds(self.readings)
+        self.readings += 1
+        return value
+
+
+def test_fit_is_the_speed_times_the_time_left_within_its_bounds():
+    b = TimeBudget(100.0, clock=Clock(), margin=0.0)
+    b.start(0)
+    for done in range(1, 11):
+        b.observe(done, float(done))
+    assert b.measured(10, 10.0) and b.rate(10, 10.0) == 1.0
+    long = Schedule(1, 1000, 0.25)
+    assert b.fit(long, 1000, 10, 10.0) == 100  # 10 done + 90 s at 1 it/s
+    assert b.fit(long, 50, 10, 10.0) == 50  # never longer than the configured schedule
+    assert b.fit(long, 1000, 10, 95.0) == 13  # slower (8 steps in 93 s): never below the exact floor
+    assert b.fit(long, 1000, 60, 99.0) == 80  # 60 done: the constant part must still cover them
+    assert b.fit(Schedule(1, 100, 0.25), 1000, 80, 10.0) == 100  # already in the decay: the length stays
+    assert not TimeBudget(100.0).measured(10, 10.0)  # nothing timed yet
+
+
+def _run_config(*extra):
+    return tiny_config("train.checkpoint_every=5", "train.keep_checkpoints=20", *extra)
+
+
+def test_train_fits_the_schedule_and_its_decay_into_the_budget(seasons, tmp_path):
+    cfg = _run_config()
+    result = train(seasons, cfg, run=tmp_path / "r", device="cpu", quiet=True, time_budget=TimeBudget(24.0, clock=Clock()))
+    configured = 4 * 100 * 5  # 4 domains x 100 epochs x 10 images / batch 2
+    assert not result.interrupted
+    assert result.step == result.total_iters < configured
+    assert 18 <= result.total_iters <= 24  # one step per simulated second
+    assert rundir.read_config(tmp_path / "r").train.iters == result.total_iters
+    assert rundir.read_manifest(tmp_path / "r")["total_iters"] == result.total_iters
+
+
+def test_a_budget_cannot_lengthen_the_configured_schedule(seasons, tmp_path):
+    result = train(seasons, _run_config("train.epochs=2"), run=tmp_path / "r", device="cpu", quiet=True,
+                   time_budget=TimeBudget(1000.0, clock=Clock()))
+    assert result.step == result.total_iters == 10
+    assert rundir.read_config(tmp_path / "r").train.iters == 0
+
+
+def test_the_run_stops_and_saves_at_the_deadline(seasons, tmp_path, capsys):
+    """With the decay over the whole schedule nothing can be shortened exactly: the deadline stops it."""
+    result = train(seasons, _run_config("train.decay_fraction=1.0"), run=tmp_path / "r", device="cpu",
+                   time_budget=TimeBudget(12.0, clock=Clock()))
+    assert result.interrupted and result.step == 12
+    assert checkpoint.latest(tmp_path / "r").step == 12
+    err = capsys.readouterr().err
+    assert "cannot shorten it" in err and "budget is spent at step 12" in err
+
+
+def test_a_run_fitted_to_a_budget_resumes_exactly_from_any_checkpoint(seasons, tmp_path):
+    """The speed drops midway, so the length is fitted again after checkpoints were written; a
+    resume from the early checkpoint with the final config.yaml replays the same steps."""
+    slow_after_15 = Clock(lambda reading: 1.0 if reading < 16 else 3.0)
+    full = tmp_path / "full"
+    result = train(seasons, _run_config(), run=full, device="cpu", quiet=True, time_budget=TimeBudget(60.0, clock=slow_after_15))
+    first_fit = 5 + int(55 * 0.98)  # the fit at 5 steps, at 1 it/s
+    assert result.total_iters < first_fit  # fitted again, shorter, once the clock slowed
+    split = tmp_path / "split"
+    shutil.copytree(full, split)
+    for folder in checkpoint.list_checkpoints(split):
+        if int(folder.name.split("_")[1]) > 10:
+            shutil.rmtree(folder)
+    again = train(seasons, rundir.read_config(split), run=split, device="cpu", quiet=True, resume=True, max_iters=result.step)
+    assert again.step == result.step
+    a, b = checkpoint.latest(full), checkpoint.latest(split)
+    for name in a.domains:
+        wa, wb = (checkpoint.load_weights(c.file(run, name, "nets")) for c, run in ((a, full), (b, split)))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
