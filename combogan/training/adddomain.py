@@ -9,7 +9,6 @@ epochs, an epoch being the largest new domain's image count / batch size.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -102,7 +101,7 @@ def for_add_domain(run: str | Path | None, domains: dict[str, Path], config_file
     cfg = config_mod.load(config_file, overrides, base=saved)
     # A length that `train --time` fitted is the run's, not the new domains' schedule.
     if not any(o.startswith("train.iters=") for o in overrides or ()):
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iters=0))
+        cfg = config_mod.merge(cfg, {"train": {"iters": 0}})
     if not any(o.startswith("loss.lambda_identity=") for o in overrides or ()):
         rundir.check_identity_meaning(run_path, manifest, saved, cfg)
     index = checkpoint.require_latest(run_path, "cannot add a domain")

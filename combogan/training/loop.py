@@ -8,7 +8,6 @@ and `close()` (combogan.accel.stepper.Stepper: the paper's step as a perf plan r
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import signal
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
+from .. import config
 from ..data.grid import save_grid
 from ..data.loader import EMPTY_DOMAIN, DomainImages, StepBatches, fixed_samples, make_loader
 from ..errors import UserError
@@ -212,7 +212,7 @@ class _Loop:
         self.fitted = True
         if total != s.schedule.total_iters:
             s.schedule, s.stop = s.schedule.with_total(total), min(self.limit, total)
-            s.cfg = self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.cfg.train, iters=total))
+            s.cfg = self.cfg = config.merge(self.cfg, {"train": {"iters": total}})
             self.result.total_iters = s.offset + total
             self.progress.set_total(s.stop)
             if s.is_main:
