@@ -50,6 +50,18 @@ def _config_options(f):
     return f
 
 
+def _time_option(f):
+    return click.option("--time", "time_budget", metavar="DURATION",
+                        help="Fit the schedule, its decay included, into this much training time, e.g. 8h, 90m, 1h30m "
+                             "(measured on the first iterations; never longer than the configured schedule).")(f)
+
+
+def _seconds(time_budget: str | None) -> float | None:
+    from .training.budget import parse_duration
+
+    return parse_duration(time_budget) if time_budget is not None else None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="combogan")
 def cli() -> None:
@@ -70,9 +82,7 @@ def cli() -> None:
 @_config_options
 @click.option("--run", "--run-dir", "run", type=click.Path(), help="Run directory [default: runs/<dataset folder name>].")
 @click.option("--max-iters", type=int, help="Stop at this iteration (the lr schedule still follows the full length).")
-@click.option("--time", "time_budget", metavar="DURATION",
-              help="Fit the schedule, its decay included, into this much training time, e.g. 8h, 90m, 1h30m "
-                   "(measured on the first iterations; never longer than the configured schedule).")
+@_time_option
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--seed", type=int, help="Shortcut for --set train.seed=N.")
 @click.option("--resume", is_flag=True, help="Continue the run from its latest complete checkpoint (with its own config.yaml unless --config).")
@@ -80,9 +90,8 @@ def cli() -> None:
 def train(domains_dir, config_file, overrides, run, max_iters, time_budget, device, seed, resume, quiet) -> None:
     """Train a ComboGAN run on every domain of a dataset folder."""
     from .apps.train import train as train_run
-    from .training.budget import parse_duration
 
-    seconds = parse_duration(time_budget) if time_budget is not None else None
+    seconds = _seconds(time_budget)
     overrides = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
     base = None
     if resume and config_file is None:  # continue with the run's own settings (plus any --set)
@@ -154,15 +163,18 @@ def translate(inputs, run, source, targets, out, grid, batch_size, load_size, na
 @_config_options
 @click.option("--data", "existing_data", type=click.Path(), help="Images of the existing domains [default: the run's dataset folder].")
 @click.option("--max-iters", type=int, help="Stop at this iteration of the add-domain schedule.")
+@_time_option
 @click.option("--device", default="auto", type=DEVICE, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an unfinished add-domain.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr; only the final summary.")
-def add_domain(run, domains, config_file, overrides, existing_data, max_iters, device, resume, quiet) -> None:
+def add_domain(run, domains, config_file, overrides, existing_data, max_iters, time_budget, device, resume, quiet) -> None:
     """Add new domains to a trained run, keeping the existing ones frozen."""
     from .apps.train import add_domains
     from .training.adddomain import parse_domain_args
 
-    result = add_domains(run, parse_domain_args(list(domains)), config_file, list(overrides), existing_data, device, max_iters, resume, quiet)
+    seconds = _seconds(time_budget)
+    result = add_domains(run, parse_domain_args(list(domains)), config_file, list(overrides), existing_data, device, max_iters, resume, quiet,
+                         time_budget=seconds)
     names = ", ".join(parse_domain_args(list(domains)))
     if result.interrupted:
         _say(f"stopped at step {result.step}; resume with: combogan add-domain --run {result.run} "

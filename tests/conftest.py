@@ -72,6 +72,19 @@ def split_and_straight(data: Path, cfg: Config, tmp_path: Path, stop: int, total
     return tmp_path / "split", tmp_path / "straight"
 
 
+class Clock:
+    """A clock that moves on by `seconds(reading)` at each reading; the loop reads it once per step."""
+
+    def __init__(self, seconds=lambda reading: 1.0):
+        self.now, self.readings, self.seconds = 0.0, 0, seconds
+
+    def __call__(self) -> float:
+        value = self.now
+        self.now += self.seconds(self.readings)
+        self.readings += 1
+        return value
+
+
 class Trainee:
     """A model and its training state, as the tests build them: trainee.step(pair, a, b, loss, run)."""
 

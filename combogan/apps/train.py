@@ -31,18 +31,22 @@ def train(domains_dir: str | Path, cfg: Config, run: str | Path | None = None, d
     if not resume:
         setup.create_run(s)
         torch.manual_seed(cfg.train.seed)
-    budget = TimeBudget(time_budget) if isinstance(time_budget, (int, float)) else time_budget
-    return loop.run(s, runner, budget)
+    return loop.run(s, runner, _budget(time_budget))
+
+
+def _budget(time_budget: float | TimeBudget | None) -> TimeBudget | None:
+    return TimeBudget(time_budget) if isinstance(time_budget, (int, float)) else time_budget
 
 
 def add_domains(run: str | Path | None, domains: dict[str, Path], config_file: str | None = None, overrides: list[str] | tuple[str, ...] = (),
                 existing_data: str | Path | None = None, device: str = "auto", max_iters: int | None = None,
-                resume: bool = False, quiet: bool = False) -> TrainResult:
-    """Train new domains against the frozen ones of `run`. Returns the TrainResult (global steps)."""
+                resume: bool = False, quiet: bool = False, time_budget: float | TimeBudget | None = None) -> TrainResult:
+    """Train new domains against the frozen ones of `run`. Returns the TrainResult (global steps).
+    With `time_budget` (seconds), the new domains' schedule is fitted to end within it."""
     s = adddomain.for_add_domain(run, domains, config_file, overrides, existing_data, device, max_iters, resume, quiet)
     runner = stepper(s)
     if not resume:
         torch.manual_seed(s.cfg.train.seed + s.offset)
-    result = loop.run(s, runner)
+    result = loop.run(s, runner, _budget(time_budget))
     adddomain.finish(s, result.step)
     return result

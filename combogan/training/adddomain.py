@@ -99,9 +99,11 @@ def for_add_domain(run: str | Path | None, domains: dict[str, Path], config_file
     run_path = rundir.resolve(run, announce=not quiet)
     manifest, saved = rundir.read_manifest(run_path), rundir.read_config(run_path)
     cfg = config_mod.load(config_file, overrides, base=saved)
-    # A length that `train --time` fitted is the run's, not the new domains' schedule.
     if not any(o.startswith("train.iters=") for o in overrides or ()):
-        cfg = config_mod.merge(cfg, {"train": {"iters": 0}})
+        # A length that `train --time` fitted is the run's, not the new domains'; one that an
+        # unfinished `add-domain --time` fitted is theirs.
+        fitted = (manifest.get("adding") or {}).get("iters", 0) if resume else 0
+        cfg = config_mod.merge(cfg, {"train": {"iters": fitted}})
     if not any(o.startswith("loss.lambda_identity=") for o in overrides or ()):
         rundir.check_identity_meaning(run_path, manifest, saved, cfg)
     index = checkpoint.require_latest(run_path, "cannot add a domain")

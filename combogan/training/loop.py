@@ -216,7 +216,7 @@ class _Loop:
             self.result.total_iters = s.offset + total
             self.progress.set_total(s.stop)
             if s.is_main:
-                rundir.write_config(s.run, s.cfg)
+                s.record_length()
         if first and not s.quiet:
             ends = "the configured schedule fits: it ends" if total == self.configured else "the schedule now ends"
             print(f"note: --time: at {rate:.3g} it/s {ends} at step {s.offset + total:,} "

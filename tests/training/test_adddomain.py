@@ -1,15 +1,17 @@
 import dataclasses
 import hashlib
+import shutil
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import Clock, tiny_config
 
 from combogan.apps.train import add_domains, train
 from combogan.apps.translator import Translator
 from combogan.cli import main
 from combogan.errors import UserError
 from combogan.runs import checkpoint, rundir
+from combogan.training.budget import TimeBudget
 
 
 @pytest.fixture
@@ -67,6 +69,7 @@ def test_add_domain_errors_then_resume(two_season_run, capsys):
         (["--domain", "fog"], "NAME=DIR"),
         (["--domain", f"fog={autumn}", "--set", "model.ngf=16"], "architecture"),
         (["--domain", f"fog={autumn}", "--resume"], "nothing to resume"),
+        (["--domain", f"fog={autumn}", "--time", "soon"], "--time expects a duration"),
     ]
     for args, match in cases:
         code = main(["add-domain", "--run", str(run), "--device", "cpu", *args])
@@ -95,3 +98,36 @@ def test_add_domain_does_not_inherit_a_length_fitted_to_trains_time_budget(two_s
     assert result.total_iters - 6 == 100 * 5  # 100 epochs of 10 images at batch 2, after the run's 6 steps
     added = rundir.read_manifest(run)["domains"][-1]
     assert added["settings"]["iters"] == 500
+
+
+def test_add_domain_fits_its_schedule_into_a_time_budget_and_leaves_the_runs_config(two_season_run):
+    run, data = two_season_run
+    config_before = (run / "config.yaml").read_bytes()
+    result = add_domains(run, {"autumn": data / "train" / "autumn"}, device="cpu", quiet=True, time_budget=TimeBudget(24.0, clock=Clock()))
+    fitted = result.total_iters - 6
+    assert not result.interrupted and result.step == result.total_iters
+    assert 18 <= fitted <= 24  # one step per simulated second, against the configured 500
+    manifest = rundir.read_manifest(run)
+    assert "adding" not in manifest and manifest["total_iters"] == result.total_iters
+    assert manifest["domains"][-1]["settings"]["iters"] == fitted
+    assert (run / "config.yaml").read_bytes() == config_before  # the run's own schedule is untouched
+
+
+def test_an_add_domain_fitted_to_a_budget_resumes_with_the_length_in_force_at_its_checkpoint(two_season_run, tmp_path):
+    """The speed drops after a few steps, so the length is fitted again; stopped at step 10 and
+    resumed without a budget, the add-domain follows the length it had there, exactly as a run
+    given that length from the start."""
+    run, data = two_season_run
+    autumn = {"autumn": data / "train" / "autumn"}
+    straight = tmp_path / "straight"
+    shutil.copytree(run, straight)
+    slow_after_7 = Clock(lambda reading: 1.0 if reading < 8 else 3.0)
+    add_domains(run, autumn, device="cpu", max_iters=10, quiet=True, time_budget=TimeBudget(60.0, clock=slow_after_7))
+    length = rundir.read_manifest(run)["adding"]["iters"]
+    assert 10 < length < 5 + int(55 * 0.98)  # shorter than the first fit, at 1 it/s
+    resumed = add_domains(run, autumn, device="cpu", resume=True, quiet=True)
+    assert resumed.step == resumed.total_iters == 6 + length
+    again = add_domains(straight, autumn, overrides=[f"train.iters={length}"], device="cpu", quiet=True)
+    assert again.step == resumed.step
+    a, b = (checkpoint.load_weights(checkpoint.latest(r).file(r, "autumn", "nets")) for r in (run, straight))
+    assert all(torch.equal(a[k], b[k]) for k in a)

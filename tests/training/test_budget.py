@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import Clock, tiny_config
 
 from combogan.apps.train import train
 from combogan.errors import UserError
@@ -32,19 +32,6 @@ def test_the_shortest_exact_length_keeps_every_done_step_at_the_full_rate():
     assert shortest_exact(s, 30) == 40
     assert shortest_exact(Schedule(1, 100, 0.0), 30) == 30
     assert shortest_exact(Schedule(1, 100, 1.0), 30) is None
-
-
-class Clock:
-    """A clock that moves on by `seconds(reading)` at each reading; the loop reads it once per step."""
-
-    def __init__(self, seconds=lambda reading: 1.0):
-        self.now, self.readings, self.seconds = 0.0, 0, seconds
-
-    def __call__(self) -> float:
-        value = self.now
-        self.now += self.seconds(self.readings)
-        self.readings += 1
-        return value
 
 
 def test_fit_is_the_speed_times_the_time_left_within_its_bounds():
