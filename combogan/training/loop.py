@@ -216,7 +216,7 @@ class _Loop:
             self.result.total_iters = s.offset + total
             self.progress.set_total(s.stop)
             if s.is_main:
-                s.record_length()
+                _record_length(s)
         if first and not s.quiet:
             ends = "the configured schedule fits: it ends" if total == self.configured else "the schedule now ends"
             print(f"note: --time: at {rate:.3g} it/s {ends} at step {s.offset + total:,} "
@@ -256,6 +256,21 @@ class _Loop:
             if x is not None:
                 return x.to(s.device)
         raise _no_readable_images(s, name)
+
+
+def _record_length(s: Session) -> None:
+    """Keep a length fitted to `--time` where a resume reads it. A run's own length goes into
+    config.yaml at once. An add-domain's belongs to its new domains, not to the run's config: it
+    goes into the manifest's pending add-domain, written with the next checkpoint, so a resume
+    from any checkpoint finds the length that was in force there."""
+    total, adding = s.schedule.total_iters, s.manifest.get("adding")
+    if adding is None:
+        rundir.write_config(s.run, s.cfg)
+        return
+    adding["iters"] = total
+    for entry in s.manifest["domains"]:
+        if entry["name"] in adding["domains"]:
+            entry["settings"]["iters"] = total
 
 
 def _no_readable_images(s: Session, name: str) -> UserError:

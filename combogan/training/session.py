@@ -18,7 +18,7 @@ from ..config import Config, ModelConfig
 from ..data.sampler import PairSampler
 from ..errors import UserError
 from ..model.combogan import ComboGAN
-from ..runs import checkpoint, rundir
+from ..runs import checkpoint
 from . import distributed
 from .distributed import Dist
 from .schedule import Schedule
@@ -59,21 +59,6 @@ class Session:
     @property
     def is_main(self) -> bool:
         return self.dist is None or self.dist.is_main
-
-    def record_length(self) -> None:
-        """Keep a fitted schedule length (`--time`) where a resume reads it. A run's own length
-        goes into config.yaml at once. An add-domain's belongs to its new domains, not to the
-        run's config: it goes into the manifest's pending add-domain, written with the next
-        checkpoint, so a resume from any checkpoint finds the length that was in force there."""
-        total = self.schedule.total_iters
-        adding = self.manifest.get("adding")
-        if adding is None:
-            rundir.write_config(self.run, self.cfg)
-            return
-        adding["iters"] = total
-        for entry in self.manifest["domains"]:
-            if entry["name"] in adding["domains"]:
-                entry["settings"]["iters"] = total
 
 
 @dataclass
