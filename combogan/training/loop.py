@@ -205,7 +205,7 @@ class _Loop:
 
     def _fit(self, total: int, rate: float) -> None:
         """Shorten (or lengthen, up to the configured length) the schedule to `total` iterations;
-        config.yaml records it, so a resume follows the same schedule."""
+        recorded (config.yaml, or an add-domain's manifest), so a resume follows the same schedule."""
         s, first = self.s, not self.fitted
         if s.dist is not None:  # the slowest rank's fit, on every rank
             total = s.dist.min_int(total, s.device)
