@@ -53,7 +53,7 @@ def _config_options(f):
 def _time_option(f):
     return click.option("--time", "time_budget", metavar="DURATION",
                         help="Fit the schedule, its decay included, into this much training time, e.g. 8h, 90m, 1h30m "
-                             "(measured on the first iterations; never longer than the configured schedule).")(f)
+                             "(from the speed as it trains; never longer than the configured schedule).")(f)
 
 
 def _seconds(time_budget: str | None) -> float | None:

@@ -5,7 +5,8 @@ shortens the whole schedule, so the run still ends with its decay. The learning 
 until the last train.decay_fraction of the schedule, so shortening it while the run is still in
 that constant part changes nothing already done, and a resume from any checkpoint replays the
 same steps. The length is fitted once the speed is measured and again at every logged step while
-that holds; it never grows past the configured schedule. If the deadline still comes first (the
+that holds, from the speed of the last tenth of the budget, the last time as the decay is about
+to begin; it never grows past the configured schedule. If the deadline still comes first (the
 machine slowed down once the decay had begun), the run stops there and saves.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,17 +63,23 @@ class TimeBudget:
     clock: Callable[[], float] = time.monotonic
     warmup: int = 2  # steps not timed: the first ones allocate, autotune and start data workers
     margin: float = 0.02  # of the time left, kept for the final checkpoint and sample grid
+    window: float = 0.1  # of the budget: the recent speed, which predicts the time left (see rate)
     _t0: float = field(default=0.0, init=False)
-    _base: tuple[int, float] | None = field(default=None, init=False)
     _first: int = field(default=0, init=False)
+    _seen: deque[tuple[int, float]] = field(default_factory=deque, init=False)  # (steps done, clock) since the warm-up
 
     def start(self, done: int) -> None:
-        self._t0, self._first, self._base = self.clock(), done, None
+        self._t0, self._first = self.clock(), done
+        self._seen.clear()
 
     def observe(self, done: int, now: float) -> None:
         """Called after each step (`done` steps so far) with the clock's reading."""
-        if self._base is None and done - self._first >= self.warmup:
-            self._base = (done, now)
+        if done - self._first < self.warmup:
+            return
+        self._seen.append((done, now))
+        span = max(self.window * self.seconds, min(60.0, 0.01 * self.seconds))
+        while len(self._seen) > 4 and now - self._seen[1][1] >= span:
+            self._seen.popleft()
 
     def expired(self, now: float) -> bool:
         return now - self._t0 >= self.seconds
@@ -79,13 +87,16 @@ class TimeBudget:
     def measured(self, done: int, now: float) -> bool:
         """Whether enough steps were timed to trust the speed: 3, over at least 1% of the budget
         (at most a minute)."""
-        if self._base is None:
+        if not self._seen:
             return False
-        steps, spent = done - self._base[0], now - self._base[1]
+        steps, spent = done - self._seen[0][0], now - self._seen[0][1]
         return steps >= 3 and spent >= min(60.0, 0.01 * self.seconds)
 
     def rate(self, done: int, now: float) -> float:
-        steps, spent = done - self._base[0], now - self._base[1]
+        """Steps per second over the last tenth of the budget (at least 3 steps). On a shared
+        machine the speed changes as other jobs come and go; the recent speed predicts the time
+        left better than the average since the start."""
+        steps, spent = done - self._seen[0][0], now - self._seen[0][1]
         return steps / max(spent, 1e-9)
 
     def fit(self, schedule: Schedule, configured: int, done: int, now: float) -> int:

@@ -190,8 +190,8 @@ class _Loop:
             return False
         now = b.clock()  # once per step, so that every decision below sees the same time
         b.observe(self.step, now)
-        if self.fitted:  # again at every log step, as the measured speed settles
-            due = self.step % self.cfg.train.log_every == 0
+        if self.fitted:  # again at every log step as the speed changes, and last as the decay begins
+            due = self.step % self.cfg.train.log_every == 0 or self.step == s.schedule.constant_iters
         else:  # every rank must take the same branch: the fit below is a collective under torchrun
             due = b.measured(self.step, now)
             due = s.dist.all_true(due, s.device) if s.dist is not None else due

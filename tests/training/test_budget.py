@@ -49,6 +49,17 @@ def test_fit_is_the_speed_times_the_time_left_within_its_bounds():
     assert not TimeBudget(100.0).measured(10, 10.0)  # nothing timed yet
 
 
+def test_the_speed_is_the_recent_one():
+    """Another job on the machine ends: the time left is spent at the new speed."""
+    b = TimeBudget(100.0, clock=Clock())
+    b.start(0)
+    now = 0.0
+    for done in range(1, 31):
+        now += 3.0 if done <= 10 else 1.0
+        b.observe(done, now)
+    assert b.rate(30, now) == 1.0  # the last 10 s of a 100 s budget, not 28 steps in 48 s
+
+
 def _run_config(*extra):
     return tiny_config("train.checkpoint_every=5", "train.keep_checkpoints=20", *extra)
 
@@ -69,6 +80,18 @@ def test_a_budget_cannot_lengthen_the_configured_schedule(seasons, tmp_path):
                    time_budget=TimeBudget(1000.0, clock=Clock()))
     assert result.step == result.total_iters == 10
     assert rundir.read_config(tmp_path / "r").train.iters == 0
+
+
+@pytest.mark.parametrize("log_every", [1, 1000])
+def test_a_run_that_speeds_up_still_fills_its_budget(seasons, tmp_path, log_every):
+    """Slow while the first fit is made, then three times faster: the length is fitted again
+    (at the log steps, and in any case as the decay begins), and the run ends near the
+    deadline, not early."""
+    clock = Clock(lambda reading: 3.0 if reading < 12 else 1.0)
+    result = train(seasons, _run_config(f"train.log_every={log_every}"), run=tmp_path / "r", device="cpu", quiet=True,
+                   time_budget=TimeBudget(60.0, clock=clock))
+    assert not result.interrupted and result.step == result.total_iters
+    assert 0.9 * 60 <= clock.now <= 60 + 3
 
 
 def test_the_run_stops_and_saves_at_the_deadline(seasons, tmp_path, capsys):
