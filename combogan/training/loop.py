@@ -161,11 +161,11 @@ class _Loop:
         """Log, sample and checkpoint where due; True when the loop must stop now."""
         expired = self._follow_budget()
         s, t, step = self.s, self.cfg.train, self.step
-        if step % t.log_every == 0 or step == s.stop:
-            self._log()
         stopping = stop_flag.signal is not None or expired
         if s.dist is not None:  # all ranks stop at the same step, or the others would hang
             stopping = s.dist.any_true(stopping, s.device)
+        if step % t.log_every == 0 or step == s.stop or stopping:  # the curves reach the last step done
+            self._log()
         if s.is_main and (step % t.sample_every == 0 or step == s.stop):
             grid = save_grid(sample_grid(s.model, self.samples), s.run / "samples" / f"step_{s.offset + step:09d}.png")
             s.state.train_mode()

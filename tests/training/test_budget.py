@@ -96,9 +96,10 @@ def test_a_run_that_speeds_up_still_fills_its_budget(seasons, tmp_path, log_ever
 
 def test_the_run_stops_and_saves_at_the_deadline(seasons, tmp_path, capsys):
     """With the decay over the whole schedule nothing can be shortened exactly: the deadline stops it."""
-    result = train(seasons, _run_config("train.decay_fraction=1.0"), run=tmp_path / "r", device="cpu",
+    result = train(seasons, _run_config("train.decay_fraction=1.0", "train.log_every=1000"), run=tmp_path / "r", device="cpu",
                    time_budget=TimeBudget(12.0, clock=Clock()))
     assert result.interrupted and result.step == 12
+    assert result.metrics  # the steps since the last log step are logged at the stop
     assert checkpoint.latest(tmp_path / "r").step == 12
     err = capsys.readouterr().err
     assert "cannot shorten it" in err and "budget is spent at step 12" in err
