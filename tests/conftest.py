@@ -85,6 +85,15 @@ class Clock:
         return value
 
 
+def logged_lr(run: Path) -> dict[int, float]:
+    """The learning rate each logged step trained with, from the run's TensorBoard files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {e.step: e.value for e in acc.Scalars("lr")}
+
+
 class Trainee:
     """A model and its training state, as the tests build them: trainee.step(pair, a, b, loss, run)."""
 

@@ -100,7 +100,7 @@ class TimeBudget:
         return steps / max(spent, 1e-9)
 
     def fit(self, schedule: Schedule, configured: int, done: int, now: float) -> int:
-        """The schedule's length that ends within the budget at the speed so far, `done` steps
+        """The schedule's length that ends within the budget at the recent speed, `done` steps
         in: never longer than `configured`, never so short that a step done would fall in the
         decay. Once the run is in the decay the length stays."""
         floor = shortest_exact(schedule, done)

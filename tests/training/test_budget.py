@@ -1,8 +1,7 @@
 import shutil
 
 import pytest
-import torch
-from conftest import Clock, tiny_config
+from conftest import Clock, logged_lr, tiny_config
 
 from combogan.apps.train import train
 from combogan.errors import UserError
@@ -106,21 +105,29 @@ def test_the_run_stops_and_saves_at_the_deadline(seasons, tmp_path, capsys):
 
 
 def test_a_run_fitted_to_a_budget_resumes_exactly_from_any_checkpoint(seasons, tmp_path):
-    """The speed drops midway, so the length is fitted again after checkpoints were written; a
-    resume from the early checkpoint with the final config.yaml replays the same steps."""
-    slow_after_15 = Clock(lambda reading: 1.0 if reading < 16 else 3.0)
+    """The speed drops midway, so the length is fitted again after checkpoints were written, and
+    rises again once the decay has begun, when the length must stay. Every step trained at the learning rate of the final config.yaml's schedule, and a resume
+    from the early checkpoint with that config trains the rest at the same rates."""
+    slower_then_faster = Clock(lambda reading: 1.0 if reading < 16 else 3.0 if reading < 24 else 0.5)
     full = tmp_path / "full"
-    result = train(seasons, _run_config(), run=full, device="cpu", quiet=True, time_budget=TimeBudget(60.0, clock=slow_after_15))
+    result = train(seasons, _run_config(), run=full, device="cpu", quiet=True, time_budget=TimeBudget(60.0, clock=slower_then_faster))
     first_fit = 5 + int(55 * 0.98)  # the fit at 5 steps, at 1 it/s
     assert result.total_iters < first_fit  # fitted again, shorter, once the clock slowed
+    cfg = rundir.read_config(full)
+    schedule = Schedule(1, 1, cfg.train.decay_fraction, iters=cfg.train.iters)
+    assert cfg.train.iters == result.total_iters
+
+    def follows_the_final_schedule(run, steps):
+        logged = logged_lr(run)
+        return all(logged[n] == pytest.approx(cfg.train.lr * schedule.lr_factor(n - 1), rel=1e-6) for n in steps)
+
+    assert follows_the_final_schedule(full, range(1, result.step + 1))
     split = tmp_path / "split"
     shutil.copytree(full, split)
+    shutil.rmtree(split / "tb")
     for folder in checkpoint.list_checkpoints(split):
         if int(folder.name.split("_")[1]) > 10:
             shutil.rmtree(folder)
-    again = train(seasons, rundir.read_config(split), run=split, device="cpu", quiet=True, resume=True, max_iters=result.step)
-    assert again.step == result.step
-    a, b = checkpoint.latest(full), checkpoint.latest(split)
-    for name in a.domains:
-        wa, wb = (checkpoint.load_weights(c.file(run, name, "nets")) for c, run in ((a, full), (b, split)))
-        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+    again = train(seasons, cfg, run=split, device="cpu", quiet=True, resume=True, max_iters=result.step)
+    assert again.step == result.step and min(logged_lr(split)) == 11
+    assert follows_the_final_schedule(split, range(11, result.step + 1))
