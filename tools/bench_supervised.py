@@ -8,7 +8,8 @@ the paired L1 alone (no critics, no cycle), each iteration an ordered pair of do
 directions with aligned crops and flips, the config's Adam and learning-rate schedule, and scores
 the test scenes as tools/bench_quality.py does. No unpaired method can be expected to beat it at
 the same size: the gap between the two is what better unpaired training could still win, pair by
-pair. Prints one JSON line.
+pair. Prints one JSON line; with --regions, also the error split by part of the scene
+(tools/error_regions.py, which splits a trained run's the same way).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="initialisation, pairs, crops")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic dataset")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
+    p.add_argument("--regions", action="store_true", help="also split the error by part of the scene (tools/error_regions.py)")
     args = p.parse_args()
 
     cfg = load(args.config, args.overrides)
@@ -100,12 +102,18 @@ def main() -> None:
     train(model, scenes, cfg, args.iters, args.seed)
     wall = time.perf_counter() - t0
     pairs = score(model, test)
+    regions = None
+    if args.regions:
+        from error_regions import breakdown  # tools/, beside this script
+
+        regions = breakdown(model.translate, args.size, args.test, args.data_seed)["parts"]
     print(json.dumps({
         "iters": args.iters, "wall_s": round(wall, 1), "threads": torch.get_num_threads(), "size": args.size,
         "crop": cfg.data.crop_size, "config": args.config, "overrides": args.overrides, "seed": args.seed,
         "data_seed": args.data_seed,
         **{m: round(float(np.mean([s[m] for s in pairs.values()])), 4) for m in ("l1", "psnr", "ssim", "edges")},
         "pairs": {k: round(s["l1"], 4) for k, s in pairs.items()},
+        **({"regions": regions} if regions else {}),
     }))
 
 
