@@ -21,17 +21,16 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from combogan.domains.alps_seasons.synth import SEASONS, make_scene, render
+from combogan.domains.alps_seasons.synth import SEASONS, Scene, make_scene, render
 
 Translate = Callable[[torch.Tensor, str, str], torch.Tensor]  # (1, 3, H, W) in [-1, 1], source, target
 
 
-def regions(scene_id: int, size: int, seed: int) -> dict[str, np.ndarray]:
-    """Boolean (H, W) masks of one scene's parts, one part per pixel: an object where removing it
-    changes the render in some season (trees first, then the lake, flowers, clouds), else the band
-    of the bare scene it lies in."""
-    scene = make_scene(scene_id, size, seed)
-    full = {s: render(scene, s) for s in SEASONS}
+def regions(scene: Scene, full: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Boolean (H, W) masks of a scene's parts (`full`: its render in every season), one part per
+    pixel: an object where removing it changes the render in some season (trees first, then the
+    lake, flowers, clouds), else the band of the bare scene it lies in."""
+    size = scene.texture.shape[0]
 
     def redrawn(**without) -> np.ndarray:
         bare = dataclasses.replace(scene, **without)
@@ -55,8 +54,10 @@ def breakdown(translate: Translate, size: int = 72, test: int = 12, seed: int = 
     counts: dict[tuple[str, str], int] = {}
     total, pixels = 0.0, 0
     for i in range(test):
-        masks = regions(i, size, seed)
-        truth = {s: torch.from_numpy(render(make_scene(i, size, seed), s).copy()).permute(2, 0, 1)[None].float() / 255 for s in SEASONS}
+        scene = make_scene(i, size, seed)
+        full = {s: render(scene, s) for s in SEASONS}
+        masks = regions(scene, full)
+        truth = {s: torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255 for s, img in full.items()}
         for a, b in itertools.permutations(SEASONS, 2):
             with torch.no_grad():
                 out = (translate(truth[a] * 2 - 1, a, b).clamp(-1, 1) + 1) / 2
